@@ -1,0 +1,25 @@
+"""SAM 2 / SAM 2.1 in plain PyTorch, loading the official checkpoints unchanged.
+
+from model import build_sam2, SAM2ImagePredictor
+predictor = SAM2ImagePredictor(build_sam2("configs/sam2.1/sam2.1_hiera_t.yaml", "sam2.1_hiera_tiny.pt"))
+"""
+
+from model.automatic_mask_generator import SAM2AutomaticMaskGenerator
+from model.build import build_sam2, from_pretrained
+from model.configs import CONFIGS, SAM2Config, resolve_config
+from model.errors import CheckpointError, ModelNotAvailableError
+from model.image_predictor import SAM2ImagePredictor
+from model.sam2 import SAM2Model
+
+__all__ = [
+    "CONFIGS",
+    "CheckpointError",
+    "ModelNotAvailableError",
+    "SAM2AutomaticMaskGenerator",
+    "SAM2Config",
+    "SAM2ImagePredictor",
+    "SAM2Model",
+    "build_sam2",
+    "from_pretrained",
+    "resolve_config",
+]

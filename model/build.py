@@ -91,7 +91,8 @@ def build_sam2(
       mode: ``"eval"`` (default) or ``"train"``.
       apply_postprocessing: the official default; enables the dynamic multimask fallback.
       image_size: override the input resolution (e.g. 512 for speed); the weights are unchanged.
-      **kwargs: accepted for compatibility with the official signature (``ckpt_path``, ``hydra_overrides_extra``).
+      **kwargs: accepted for compatibility with the official signature
+        (``ckpt_path``, ``hydra_overrides_extra``).
 
     Returns:
       the ``SAM2Model`` on ``device`` in the requested mode.

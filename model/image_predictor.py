@@ -133,7 +133,8 @@ class SAM2ImagePredictor:
         """Masks for prompts on the current image.
 
         Arguments:
-          point_coords: N, 2 (x, y) image pixels (or [0, 1] with ``normalize_coords=False``); B, N, 2 for a batch.
+          point_coords: N, 2 (x, y) image pixels (or [0, 1] with ``normalize_coords=False``);
+            B, N, 2 for a batch.
           point_labels: N labels, 1 foreground, 0 background.
           box: 4 (XYXY) or B, 4 for a batch of boxes.
           mask_input: 1, 256, 256 logits from a previous call (B, 1, 256, 256 for a batch).
@@ -162,7 +163,7 @@ class SAM2ImagePredictor:
         return_logits: bool = False,
         normalize_coords: bool = True,
     ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
-        """``predict`` for each image set by ``set_image_batch``; the arguments are lists, one entry per image."""
+        """``predict`` for each image set by ``set_image_batch``; arguments are lists, one entry per image."""
         self._require_image("predict_batch")
         if not self._is_batch:
             raise RuntimeError(
@@ -213,7 +214,7 @@ class SAM2ImagePredictor:
             labels = torch.as_tensor(np.asarray(point_labels), dtype=torch.int32, device=self.device)
             if coords.shape[-1] != 2 or coords.shape[:-1] != labels.shape:
                 raise ValueError(
-                    f"point_coords {tuple(coords.shape)} and point_labels {tuple(labels.shape)} do not match: "
+                    f"point_coords {tuple(coords.shape)} and point_labels {tuple(labels.shape)} disagree: "
                     "expected N, 2 coordinates and N labels"
                 )
             if coords.ndim == 2:
