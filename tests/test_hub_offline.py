@@ -18,21 +18,6 @@ TINY_ID = "facebook/sam2.1-hiera-tiny"
 
 
 @pytest.fixture
-def hub_cache(tmp_path, monkeypatch) -> Path:
-    """An empty hub cache used as the default one, with the network switched off.
-
-    huggingface_hub reads its environment once at import, so the constants are patched as well.
-    """
-    cache = tmp_path / "hub"
-    cache.mkdir()
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
-    return cache
-
-
-@pytest.fixture
 def small_checkpoint(tmp_path) -> Path:
     """A tiny file in the official format: the hub path does not care how big the weights are."""
     path = tmp_path / "src" / "sam2.1_hiera_tiny.pt"
