@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> Path:
     if not points and not negatives and box is None:
         raise SystemExit("give at least one --point x,y or a --box x0,y0,x1,y1")
     try:
-        image = np.asarray(Image.open(args.image).convert("RGB"))
+        image = np.array(Image.open(args.image).convert("RGB"))
     except (FileNotFoundError, UnidentifiedImageError, OSError) as exc:
         raise SystemExit(f"cannot read image {args.image}: {exc}") from None
     h, w = image.shape[:2]
