@@ -5,11 +5,12 @@ predictor = SAM2ImagePredictor(build_sam2("configs/sam2.1/sam2.1_hiera_t.yaml", 
 """
 
 from model.automatic_mask_generator import SAM2AutomaticMaskGenerator
-from model.build import build_sam2, from_pretrained
+from model.build import build_sam2, build_sam2_video_predictor, from_pretrained
 from model.configs import CONFIGS, SAM2Config, resolve_config
 from model.errors import CheckpointError, ModelNotAvailableError
 from model.image_predictor import SAM2ImagePredictor
 from model.sam2 import SAM2Model
+from model.video_predictor import SAM2VideoPredictor
 
 __all__ = [
     "CONFIGS",
@@ -19,7 +20,9 @@ __all__ = [
     "SAM2Config",
     "SAM2ImagePredictor",
     "SAM2Model",
+    "SAM2VideoPredictor",
     "build_sam2",
+    "build_sam2_video_predictor",
     "from_pretrained",
     "resolve_config",
 ]

@@ -1,0 +1,273 @@
+"""One tracking step of SAM 2 video: one frame, one object.
+
+The step reads the object's memory bank (its conditioning frames and the frames tracked just before this one),
+conditions the frame's image features on it with memory attention, runs the SAM heads, and optionally encodes
+the prediction into a new memory frame. It holds no state of its own: what it reads comes in through
+``ObjectMemory``, what it produces goes out as ``StepOutput``; the predictor decides what to keep.
+
+Temporal layout of the memory for frame ``t`` (forward; mirrored when tracking in reverse):
+  * every conditioning frame of the object, future ones included, at temporal slot 0;
+  * the frames ``t-6 .. t-1`` that hold a non-conditioning output, at slots 1 (oldest) .. 6 (newest);
+  * object pointers of the conditioning frames up to ``t`` and of the non-conditioning frames ``t-1 .. t-15``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+
+from model.position_encoding import sine_encoding_1d
+from model.sam2 import HeadOutput, ImageFeatures, SAM2Model
+
+
+class MemoryEntry(Protocol):
+    """What the step reads from one stored frame output."""
+
+    @property
+    def maskmem_features(self) -> torch.Tensor | None: ...  # 1, 64, h, w (bf16 as stored)
+
+    @property
+    def obj_ptr(self) -> torch.Tensor: ...  # 1, 256
+
+
+@dataclass
+class ObjectMemory:
+    """The part of one object's memory bank that a step may read.
+
+    ``conditioning`` is ordered as the frames were added (the order only fixes the token order, which the
+    official implementation also uses, so results stay bit-identical). ``memory_pos`` is the sine position
+    encoding of a memory frame, ``1, 64, h, w``, the same for every frame and object.
+    """
+
+    conditioning: Mapping[int, MemoryEntry]
+    non_conditioning: Mapping[int, MemoryEntry]
+    memory_pos: torch.Tensor | None
+
+
+@dataclass
+class StepOutput:
+    """The result of one step: fp32 mask logits; ``maskmem_features`` fp32, or None if not encoded."""
+
+    low_res_masks: torch.Tensor  # 1, 1, S/4, S/4
+    high_res_masks: torch.Tensor  # 1, 1, S, S
+    obj_ptr: torch.Tensor  # 1, 256
+    object_score_logits: torch.Tensor  # 1, 1
+    maskmem_features: torch.Tensor | None = None  # 1, 64, h, w
+    maskmem_pos: torch.Tensor | None = None  # 1, 64, h, w
+
+
+def _tokens(x: torch.Tensor) -> torch.Tensor:
+    """B, C, h, w  ->  hw, B, C (the sequence-first layout of the memory attention)."""
+    return x.flatten(2).permute(2, 0, 1)
+
+
+def _memory_frames(frame_idx: int, memory: ObjectMemory, num_maskmem: int, reverse: bool):
+    """(temporal slot, entry) pairs of the spatial memory, conditioning frames first."""
+    pairs = [(0, entry) for entry in memory.conditioning.values()]
+    step = 1 if reverse else -1  # direction of "the past"
+    for slot in range(1, num_maskmem):
+        distance = num_maskmem - slot  # slot 1 is the oldest frame, slot num_maskmem-1 the previous one
+        entry = memory.non_conditioning.get(frame_idx + step * distance)
+        if entry is not None:
+            pairs.append((slot, entry))
+    return pairs
+
+
+def _pointer_sources(frame_idx: int, memory: ObjectMemory, num_frames: int, max_ptrs: int, reverse: bool):
+    """(signed temporal offset, pointer) pairs: past conditioning frames, then max_ptrs-1 recent frames."""
+    sign = -1 if reverse else 1
+    pairs = []
+    for t, entry in memory.conditioning.items():
+        in_past = t >= frame_idx if reverse else t <= frame_idx
+        if in_past:
+            pairs.append(((frame_idx - t) * sign, entry.obj_ptr))
+    for distance in range(1, max_ptrs):
+        t = frame_idx + distance if reverse else frame_idx - distance
+        if t < 0 or t >= num_frames:
+            break
+        entry = memory.non_conditioning.get(t)
+        if entry is not None:
+            pairs.append((distance, entry.obj_ptr))
+    return pairs
+
+
+def gather_memory(
+    model: SAM2Model,
+    frame_idx: int,
+    memory: ObjectMemory,
+    num_frames: int,
+    reverse: bool,
+    dtype: torch.dtype,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Assemble the memory tokens a non-initial frame attends to.
+
+    Returns:
+      memory ``M, 1, 64`` and its position encoding ``M, 1, 64`` (spatial tokens first, then 4 tokens per
+      object pointer), and the number of pointer tokens at the end.
+    """
+    if not memory.conditioning:
+        raise RuntimeError("an object must have a conditioning frame before it can be tracked")
+    num_maskmem = model.num_maskmem
+    tokens, positions = [], []
+    for slot, entry in _memory_frames(frame_idx, memory, num_maskmem, reverse):
+        # Stored bf16; bf16 -> fp32 is exact, and casting here keeps fp32 models running when no pointer
+        # follows (the official code fails there with a dtype mismatch).
+        tokens.append(_tokens(entry.maskmem_features.to(device=device, dtype=dtype)))
+        pos = _tokens(memory.memory_pos.to(device)) + model.maskmem_tpos_enc[num_maskmem - 1 - slot]
+        positions.append(pos)
+
+    max_ptrs = min(num_frames, model.max_obj_ptrs_in_encoder)
+    ptr_pairs = _pointer_sources(frame_idx, memory, num_frames, max_ptrs, reverse)
+    num_ptr_tokens = 0
+    if ptr_pairs:
+        offsets, ptrs = zip(*ptr_pairs)
+        if not model.use_signed_tpos_enc_to_obj_ptrs:
+            offsets = [abs(o) for o in offsets]
+        obj_ptrs = torch.stack(ptrs, dim=0)  # N, 1, 256
+        n, batch, hidden = obj_ptrs.shape
+        mem_dim = model.mem_dim
+        if model.add_tpos_enc_to_obj_ptrs:
+            # Offsets normalised by the largest one a pointer can have; a 1-frame video has no such offset.
+            scale = max(max_ptrs - 1, 1)
+            rel = torch.tensor(offsets, device=device) / scale
+            ptr_pos = model.obj_ptr_tpos_proj(sine_encoding_1d(rel, hidden))  # N, 64
+            ptr_pos = ptr_pos.unsqueeze(1).expand(-1, batch, mem_dim)
+        else:
+            ptr_pos = obj_ptrs.new_zeros(n, batch, mem_dim)
+        # Each 256-d pointer becomes 4 tokens of 64 channels that share the pointer's position.
+        split = hidden // mem_dim
+        obj_ptrs = obj_ptrs.reshape(n, batch, split, mem_dim).permute(0, 2, 1, 3).flatten(0, 1)
+        tokens.append(obj_ptrs.to(dtype))
+        positions.append(ptr_pos.repeat_interleave(split, dim=0))
+        num_ptr_tokens = obj_ptrs.shape[0]
+    return torch.cat(tokens, dim=0), torch.cat(positions, dim=0), num_ptr_tokens
+
+
+def condition_on_memory(
+    model: SAM2Model,
+    features: ImageFeatures,
+    frame_idx: int,
+    is_init_cond_frame: bool,
+    memory: ObjectMemory,
+    num_frames: int,
+    reverse: bool = False,
+) -> torch.Tensor:
+    """The frame's stride-16 features fused with the object's memory: ``1, 256, h, w``.
+
+    An initial conditioning frame has no memory to read: the learned ``no_mem_embed`` is added instead.
+    """
+    embedding = features.embedding  # B, C, h, w
+    if is_init_cond_frame:
+        return embedding + model.no_mem_embed.view(1, -1, 1, 1)
+    batch, channels, height, width = embedding.shape
+    mem, mem_pos, num_ptr_tokens = gather_memory(
+        model, frame_idx, memory, num_frames, reverse, embedding.dtype, embedding.device
+    )
+    fused = model.memory_attention(
+        curr=_tokens(embedding),
+        curr_pos=_tokens(features.pos[-1]),
+        memory=mem,
+        memory_pos=mem_pos,
+        num_obj_ptr_tokens=num_ptr_tokens,
+    )  # hw, B, C
+    return fused.permute(1, 2, 0).reshape(batch, channels, height, width)
+
+
+def encode_memory(
+    model: SAM2Model,
+    embedding: torch.Tensor,
+    high_res_masks: torch.Tensor,
+    object_score_logits: torch.Tensor,
+    binarize: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A new memory frame from the raw image features and the predicted high-resolution logits.
+
+    Arguments:
+      embedding: B, 256, h, w raw backbone features (no memory, no ``no_mem_embed``).
+      high_res_masks: B, 1, S, S mask logits.
+      object_score_logits: B, 1; an absent object's memory gets ``no_obj_embed_spatial`` (SAM 2.1).
+      binarize: use the thresholded mask instead of its sigmoid (frames the user clicked on, when the
+        postprocessing option ``binarize_mask_from_pts_for_mem_enc`` is set).
+    Returns:
+      ``features`` B, 64, h, w (fp32; the bank stores them as bf16) and their position encoding.
+    """
+    mask = (high_res_masks > 0).float() if binarize else torch.sigmoid(high_res_masks)
+    mask = mask * model.sigmoid_scale_for_mem_enc + model.sigmoid_bias_for_mem_enc
+    features, pos = model.memory_encoder(embedding, mask, skip_mask_sigmoid=True)
+    if model.no_obj_embed_spatial is not None:
+        absent = 1 - (object_score_logits > 0).float()  # B, 1
+        features = features + absent[..., None, None] * model.no_obj_embed_spatial[..., None, None]
+    return features, pos
+
+
+def track_step(
+    model: SAM2Model,
+    features: ImageFeatures,
+    frame_idx: int,
+    memory: ObjectMemory,
+    num_frames: int,
+    is_init_cond_frame: bool,
+    point_coords: torch.Tensor | None = None,
+    point_labels: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
+    prev_mask_logits: torch.Tensor | None = None,
+    reverse: bool = False,
+    run_memory_encoder: bool = True,
+    binarize_mask_from_pts: bool = False,
+) -> StepOutput:
+    """Segment one object on one frame.
+
+    Arguments:
+      features: the frame's image features (batch of 1).
+      memory: what the object's bank holds (ignored on an initial conditioning frame and for mask prompts).
+      is_init_cond_frame: the object has not been tracked on this frame: segment it like an image.
+      point_coords, point_labels: 1, P, 2 points in network-input pixels and their labels.
+      mask: 1, 1, S, S binary mask prompt, used directly as the output.
+      prev_mask_logits: 1, 1, S/4, S/4 earlier logits of this frame, fed with the points as a mask prompt
+        (correction clicks).
+      reverse: tracking runs backwards in time.
+      run_memory_encoder: also encode the prediction into a memory frame.
+      binarize_mask_from_pts: threshold the mask for the memory encoder when points were given.
+    """
+    if mask is not None:
+        # A mask prompt is taken as ground truth; the memory does not matter.
+        heads: HeadOutput = model.mask_as_output(features.embedding, features.high_res, mask)
+    else:
+        conditioned = condition_on_memory(
+            model, features, frame_idx, is_init_cond_frame, memory, num_frames, reverse
+        )
+        num_points = 0 if point_labels is None else point_labels.shape[1]
+        heads = model.predict_heads(
+            conditioned,
+            features.high_res,
+            point_coords=point_coords,
+            point_labels=point_labels,
+            mask_prompt=prev_mask_logits,
+            multimask=model.use_multimask(is_init_cond_frame, num_points),
+        )
+    out = StepOutput(
+        low_res_masks=heads.low_res_masks,
+        high_res_masks=heads.high_res_masks,
+        obj_ptr=heads.obj_ptr,
+        object_score_logits=heads.object_score_logits,
+    )
+    if run_memory_encoder:
+        out.maskmem_features, out.maskmem_pos = encode_memory(
+            model,
+            features.embedding,
+            heads.high_res_masks,
+            heads.object_score_logits,
+            binarize=binarize_mask_from_pts and point_labels is not None,
+        )
+    return out
+
+
+def upscale_to_input(model: SAM2Model, low_res_masks: torch.Tensor) -> torch.Tensor:
+    """Low-resolution logits ``B, 1, S/4, S/4`` bilinearly resized to the network input size."""
+    size = (model.image_size, model.image_size)
+    return F.interpolate(low_res_masks, size=size, mode="bilinear", align_corners=False)

@@ -1,0 +1,521 @@
+"""Interactive video segmentation with the official ``SAM2VideoPredictor`` API (the per-object predictor).
+
+The predictor only keeps the books: which object was prompted where, which outputs are pending and which are
+memory, what to return. The network work is ``model.tracking.track_step``; frames come lazily from
+``model.video_frames``; outputs live in the state's memory bank (``model.memory_bank``).
+
+Objects are tracked independently (batch size 1 each) and can be added at any time. Clicks on a frame an
+object has not been tracked on make it a conditioning frame; clicks on a tracked frame correct it, using the
+memory and the earlier logits. Prompt outputs are encoded into memory when propagation starts, and every
+non-conditioning frame is recomputed by a propagation, as in the official implementation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from model.connected_components import fill_small_holes
+from model.frame_features import FrameFeatures
+from model.memory_bank import DEFAULT_RAM_BUDGET_MB, FrameOutput, ObjectTrack
+from model.sam2 import NO_OBJECT_LOGIT, SAM2Model
+from model.tracking import ObjectMemory, StepOutput, encode_memory, track_step, upscale_to_input
+from model.video_frames import open_frames
+from model.video_state import VideoState
+
+PREV_LOGIT_CLAMP = 32.0
+"""Earlier logits fed back with correction clicks are clamped to +-32, as the official predictor does."""
+
+OVERLAP_LOSER_MAX_LOGIT = -10.0
+"""With ``non_overlap_masks``, an object that does not win a pixel has its logit there capped at -10."""
+
+FrameMasks = tuple[int, list, torch.Tensor]
+
+
+class SAM2VideoPredictor:
+    """Tracks objects through a video from point, box and mask prompts.
+
+    Arguments:
+      model: the SAM 2 network (``build_sam2_video_predictor`` builds both).
+      fill_hole_area: background holes of at most this many pixels in the low-resolution logits become
+        foreground (0 disables; the official postprocessing uses 8).
+      non_overlap_masks: returned masks do not overlap (each pixel goes to the highest-scoring object).
+      clear_non_cond_mem_around_input: after a prompt, drop the object's tracked (non-conditioning) memory
+        within ``num_maskmem`` frames of the prompted frame, so stale memory does not fight the new prompt.
+      add_all_frames_to_correct_as_cond: corrections on tracked frames become conditioning frames too (so
+        they survive later propagations).
+      binarize_mask_from_pts_for_mem_enc: encode clicked frames into memory from the thresholded mask.
+      state_ram_budget_mb: per-state budget for stored outputs kept in memory; beyond it the least recently
+        used ones go to a temporary folder (``None``: no limit). Results do not depend on it.
+      feature_cache_size: how many frames' image features stay cached.
+    """
+
+    def __init__(
+        self,
+        model: SAM2Model,
+        fill_hole_area: int = 0,
+        non_overlap_masks: bool = False,
+        clear_non_cond_mem_around_input: bool = False,
+        add_all_frames_to_correct_as_cond: bool = False,
+        binarize_mask_from_pts_for_mem_enc: bool = False,
+        state_ram_budget_mb: float | None = DEFAULT_RAM_BUDGET_MB,
+        feature_cache_size: int = 2,
+    ) -> None:
+        self.model = model
+        self.fill_hole_area = fill_hole_area
+        self.non_overlap_masks = non_overlap_masks
+        self.clear_non_cond_mem_around_input = clear_non_cond_mem_around_input
+        self.add_all_frames_to_correct_as_cond = add_all_frames_to_correct_as_cond
+        self.binarize_mask_from_pts_for_mem_enc = binarize_mask_from_pts_for_mem_enc
+        self.state_ram_budget_mb = state_ram_budget_mb
+        self.feature_cache_size = feature_cache_size
+
+    @classmethod
+    def from_pretrained(cls, model_id: str, **kwargs) -> SAM2VideoPredictor:
+        """The predictor for a Hugging Face id (``"facebook/sam2.1-hiera-tiny"``), from the hub or its cache.
+
+        Keyword arguments go to ``build_sam2_video_predictor``.
+        """
+        from model.build import build_sam2_video_predictor
+        from model.hub import download_checkpoint
+
+        config_name, path = download_checkpoint(model_id)
+        return build_sam2_video_predictor(config_name, path, **kwargs)
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    @property
+    def image_size(self) -> int:
+        return self.model.image_size
+
+    # ------------------------------------------------------------------ session
+    @torch.inference_mode()
+    def init_state(
+        self,
+        video_path: Any,
+        offload_video_to_cpu: bool = False,
+        offload_state_to_cpu: bool = False,
+        async_loading_frames: bool = False,
+    ) -> VideoState:
+        """Open a video and return its inference state.
+
+        Arguments:
+          video_path: anything ``model.video_frames.open_frames`` accepts: a folder of JPEG frames
+            ("00000.jpg", ...), any folder of images, a video file, a T,H,W,3 uint8 array or a list of frames.
+          offload_video_to_cpu, async_loading_frames: accepted for compatibility; frames are always decoded
+            lazily on the CPU and only the current one goes to the device.
+          offload_state_to_cpu: keep stored masks and memories on the CPU (saves GPU memory).
+        Returns:
+          a ``VideoState``; ``state["num_frames"]``, ``state["video_height"]`` etc. work as with the official
+          dict.
+        """
+        del async_loading_frames  # frames are never preloaded, so there is nothing to load in the background
+        device = self.device
+        frames = open_frames(video_path)
+        budget = None if self.state_ram_budget_mb is None else int(self.state_ram_budget_mb * 2**20)
+        state = VideoState(
+            frames=frames,
+            features=FrameFeatures(self.model, frames, device, capacity=self.feature_cache_size),
+            device=device,
+            storage_device=torch.device("cpu") if offload_state_to_cpu else device,
+            ram_budget_bytes=budget,
+            offload_video_to_cpu=offload_video_to_cpu,
+            offload_state_to_cpu=offload_state_to_cpu,
+        )
+        state.features[0]  # the first frame is where users usually click first
+        return state
+
+    @torch.inference_mode()
+    def reset_state(self, inference_state: VideoState) -> None:
+        """Remove every object, prompt and result (the video stays open)."""
+        inference_state.reset()
+
+    # ------------------------------------------------------------------ prompts
+    @torch.inference_mode()
+    def add_new_points_or_box(
+        self,
+        inference_state: VideoState,
+        frame_idx: int,
+        obj_id: Any,
+        points=None,
+        labels=None,
+        clear_old_points: bool = True,
+        normalize_coords: bool = True,
+        box=None,
+    ) -> FrameMasks:
+        """Add clicks and/or a box for one object on one frame.
+
+        Arguments:
+          points: N, 2 (x, y) pixels of the video frame (or in [0, 1] with ``normalize_coords=False``).
+          labels: N ints, 1 positive, 0 negative.
+          clear_old_points: replace the object's earlier clicks on this frame instead of adding to them.
+          box: x0, y0, x1, y1; placed before the points (needs ``clear_old_points=True``).
+        Returns:
+          ``(frame_idx, obj_ids, masks)``: the logits of every object on this frame, ``N_obj, 1, H, W``
+          fp32 at video resolution on the model's device (objects without an output there are -1024).
+        """
+        state = inference_state
+        frame_idx = _check_frame(state, frame_idx)
+        if (points is None) != (labels is None):
+            raise ValueError("points and labels must be provided together")
+        if points is None and box is None:
+            raise ValueError("at least one of points or box must be provided as input")
+        points = torch.zeros(0, 2) if points is None else _cpu_tensor(points, torch.float32)
+        labels = torch.zeros(0, dtype=torch.int32) if labels is None else _cpu_tensor(labels, torch.int32)
+        if points.dim() == 2:
+            points = points.unsqueeze(0)
+        if labels.dim() == 1:
+            labels = labels.unsqueeze(0)
+        if points.shape[-1] != 2 or points.shape[:2] != labels.shape[:2]:
+            raise ValueError(
+                f"points must be N x 2 with one label each; got points {tuple(points.shape)}, "
+                f"labels {tuple(labels.shape)}"
+            )
+        if box is not None:
+            if not clear_old_points:
+                raise ValueError(
+                    "cannot add a box without clearing old points: a box must come before any click "
+                    "(use clear_old_points=True)"
+                )
+            box = _cpu_tensor(box, torch.float32).reshape(1, 2, 2)
+            points = torch.cat([box, points], dim=1)
+            labels = torch.cat([torch.tensor([[2, 3]], dtype=torch.int32), labels], dim=1)
+        if normalize_coords:
+            points = points / torch.tensor([state.video_width, state.video_height])
+        points = (points * self.image_size).to(state.device)
+        labels = labels.to(state.device)
+
+        with _new_object_undone_on_error(state, obj_id) as track:
+            if not clear_old_points and frame_idx in track.points:
+                old_points, old_labels = track.points[frame_idx]
+                points = torch.cat([old_points, points], dim=1)
+                labels = torch.cat([old_labels, labels], dim=1)
+            is_init_cond_frame, reverse, is_cond = self._prompt_kind(track, frame_idx)
+            prev = track.latest_output(frame_idx, is_cond)
+            prev_logits = None
+            if prev is not None:
+                prev_logits = prev.pred_masks.to(state.device).clamp(-PREV_LOGIT_CLAMP, PREV_LOGIT_CLAMP)
+            step = track_step(
+                self.model,
+                state.features[frame_idx],
+                frame_idx,
+                self._memory(state, track),
+                state.num_frames,
+                is_init_cond_frame=is_init_cond_frame,
+                point_coords=points,
+                point_labels=labels,
+                prev_mask_logits=prev_logits,
+                reverse=reverse,
+                run_memory_encoder=False,  # memory is encoded when propagation starts, after all prompts
+            )
+        track.points[frame_idx] = (points, labels)
+        track.masks.pop(frame_idx, None)
+        track.temp_outputs(is_cond)[frame_idx], _ = self._store(state, step)
+        return frame_idx, state.obj_ids, self._frame_masks(state, frame_idx, is_cond)
+
+    def add_new_points(self, *args, **kwargs) -> FrameMasks:
+        """Deprecated alias of ``add_new_points_or_box``."""
+        return self.add_new_points_or_box(*args, **kwargs)
+
+    @torch.inference_mode()
+    def add_new_mask(self, inference_state: VideoState, frame_idx: int, obj_id: Any, mask) -> FrameMasks:
+        """Give one object's mask on one frame (a 2-D bool array or tensor of any size).
+
+        The mask is resized to the network input (antialiased bilinear, then >= 0.5) and taken as the output.
+        Returns ``(frame_idx, obj_ids, masks)`` as ``add_new_points_or_box`` does.
+        """
+        state = inference_state
+        frame_idx = _check_frame(state, frame_idx)
+        mask = _cpu_tensor(mask, torch.bool)
+        if mask.dim() != 2:
+            raise ValueError(f"the mask must be 2-D (H, W), got shape {tuple(mask.shape)}")
+        size = self.image_size
+        mask_input = mask[None, None].float().to(state.device)
+        if tuple(mask.shape) != (size, size):
+            mask_input = F.interpolate(
+                mask_input, size=(size, size), mode="bilinear", align_corners=False, antialias=True
+            )
+            mask_input = (mask_input >= 0.5).float()
+
+        with _new_object_undone_on_error(state, obj_id) as track:
+            is_init_cond_frame, reverse, is_cond = self._prompt_kind(track, frame_idx)
+            step = track_step(
+                self.model,
+                state.features[frame_idx],
+                frame_idx,
+                self._memory(state, track),
+                state.num_frames,
+                is_init_cond_frame=is_init_cond_frame,
+                mask=mask_input,
+                reverse=reverse,
+                run_memory_encoder=False,
+            )
+        track.masks[frame_idx] = mask_input
+        track.points.pop(frame_idx, None)
+        track.temp_outputs(is_cond)[frame_idx], _ = self._store(state, step)
+        return frame_idx, state.obj_ids, self._frame_masks(state, frame_idx, is_cond)
+
+    @torch.inference_mode()
+    def clear_all_prompts_in_frame(
+        self, inference_state: VideoState, frame_idx: int, obj_id: Any, need_output: bool = True
+    ) -> FrameMasks | None:
+        """Remove one object's prompts on one frame; its conditioning output there becomes a tracked one.
+
+        Returns ``(frame_idx, obj_ids, masks)`` for that frame, or None with ``need_output=False``.
+        """
+        state = inference_state
+        frame_idx = _check_frame(state, frame_idx)
+        track = state.track(obj_id)  # as the official predictor does, an unknown id becomes a new object
+        track.points.pop(frame_idx, None)
+        track.masks.pop(frame_idx, None)
+        track.temp_cond.pop(frame_idx, None)
+        track.temp_non_cond.pop(frame_idx, None)
+        out = track.cond.pop(frame_idx, None)
+        if out is not None:
+            track.non_cond[frame_idx] = out
+            track.tracked.pop(frame_idx, None)
+        if not need_output:
+            return None
+        is_cond = any(frame_idx in t.temp_cond for t in state.objects)
+        return frame_idx, state.obj_ids, self._frame_masks(state, frame_idx, is_cond)
+
+    @torch.inference_mode()
+    def remove_object(
+        self, inference_state: VideoState, obj_id: Any, strict: bool = False, need_output: bool = True
+    ) -> tuple[list, list[tuple[int, torch.Tensor]]]:
+        """Remove an object; the remaining ones keep their order.
+
+        Returns ``(obj_ids, [(frame_idx, masks), ...])``: the masks of the frames the object had prompts on.
+        Raises ``RuntimeError`` for an unknown id if ``strict``.
+        """
+        state = inference_state
+        if state.index_of(obj_id) is None:
+            if strict:
+                raise RuntimeError(
+                    f"cannot remove object id {obj_id}: it does not exist (ids: {state.obj_ids})"
+                )
+            return state.obj_ids, []
+        if len(state.objects) == 1:
+            state.reset()
+            return state.obj_ids, []
+        track = state.objects[state.index_of(obj_id)]
+        prompted = set()
+        prompted.update(track.points)
+        prompted.update(track.masks)
+        for frame_idx in prompted:
+            self.clear_all_prompts_in_frame(state, frame_idx, obj_id, need_output=False)
+        state.remove(obj_id)
+        updated = []
+        if need_output:
+            for frame_idx in prompted:
+                is_cond = any(frame_idx in t.temp_cond for t in state.objects)
+                updated.append((frame_idx, self._frame_masks(state, frame_idx, is_cond)))
+        return state.obj_ids, updated
+
+    # ------------------------------------------------------------------ propagation
+    @torch.inference_mode()
+    def propagate_in_video_preflight(self, inference_state: VideoState) -> None:
+        """Encode pending prompt outputs into memory; every object needs a prompted frame."""
+        state = inference_state
+        if not state.objects:
+            raise RuntimeError("no points, box or mask were given for any object; add prompts first")
+        for track in state.objects:
+            for is_cond in (False, True):
+                pending = track.temp_outputs(is_cond)
+                for frame_idx, out in pending.items():
+                    if not out.has_memory:
+                        out = self._with_memory(state, frame_idx, out)
+                    track.outputs(is_cond)[frame_idx] = out
+                    if self.clear_non_cond_mem_around_input:
+                        self._clear_memory_around(track, frame_idx)
+                pending.clear()
+            if not track.cond:
+                raise RuntimeError(
+                    f"no points, box or mask were given for object id {track.obj_id}; add prompts first"
+                )
+            for frame_idx in track.cond:
+                track.non_cond.pop(frame_idx, None)
+
+    @torch.inference_mode()
+    def propagate_in_video(
+        self,
+        inference_state: VideoState,
+        start_frame_idx: int | None = None,
+        max_frame_num_to_track: int | None = None,
+        reverse: bool = False,
+    ) -> Iterator[FrameMasks]:
+        """Track every object through the video, yielding ``(frame_idx, obj_ids, masks)`` per frame.
+
+        Arguments:
+          start_frame_idx: first frame (default: the earliest prompted frame of any object).
+          max_frame_num_to_track: how many frames after the start to go (default: to the end).
+          reverse: go backwards from the start (nothing when starting at frame 0).
+        ``masks`` is ``N_obj, 1, H, W`` fp32 logits at video resolution on the model's device.
+        """
+        state = inference_state
+        self.propagate_in_video_preflight(state)
+        obj_ids = state.obj_ids
+        if start_frame_idx is None:
+            start_frame_idx = min(t for track in state.objects for t in track.cond)
+        start_frame_idx = _check_frame(state, start_frame_idx)
+        if max_frame_num_to_track is None:
+            max_frame_num_to_track = state.num_frames
+        if reverse:
+            end = max(start_frame_idx - max_frame_num_to_track, 0)
+            order = range(start_frame_idx, end - 1, -1) if start_frame_idx > 0 else range(0)
+        else:
+            end = min(start_frame_idx + max_frame_num_to_track, state.num_frames - 1)
+            order = range(start_frame_idx, end + 1)
+
+        for frame_idx in order:
+            per_object = []
+            for track in state.objects:
+                if frame_idx in track.cond:
+                    masks = track.cond[frame_idx].pred_masks.to(state.device)
+                    if self.clear_non_cond_mem_around_input:
+                        self._clear_memory_around(track, frame_idx)
+                else:
+                    step = track_step(
+                        self.model,
+                        state.features[frame_idx],
+                        frame_idx,
+                        self._memory(state, track),
+                        state.num_frames,
+                        is_init_cond_frame=False,
+                        reverse=reverse,
+                        run_memory_encoder=True,
+                    )
+                    track.non_cond[frame_idx], masks = self._store(state, step)
+                track.tracked[frame_idx] = reverse
+                per_object.append(masks)
+            yield frame_idx, obj_ids, self._to_video_res(state, torch.cat(per_object, dim=0))
+
+    # ------------------------------------------------------------------ internals
+    def _prompt_kind(self, track: ObjectTrack, frame_idx: int) -> tuple[bool, bool, bool]:
+        """For a prompt: (initial conditioning frame?, tracked in reverse?, stored as conditioning?)."""
+        is_init_cond_frame = frame_idx not in track.tracked
+        reverse = False if is_init_cond_frame else track.tracked[frame_idx]
+        is_cond = is_init_cond_frame or self.add_all_frames_to_correct_as_cond
+        return is_init_cond_frame, reverse, is_cond
+
+    @staticmethod
+    def _memory(state: VideoState, track: ObjectTrack) -> ObjectMemory:
+        return ObjectMemory(track.cond, track.non_cond, state.memory_pos)
+
+    def _store(self, state: VideoState, step: StepOutput) -> tuple[FrameOutput, torch.Tensor]:
+        """Keep a step's output compactly; also returns the (hole-filled) low-res logits on the device."""
+        masks = step.low_res_masks
+        if self.fill_hole_area > 0:
+            masks = fill_small_holes(masks, self.fill_hole_area)
+        memory = None
+        if step.maskmem_features is not None:
+            memory = step.maskmem_features.to(torch.bfloat16).to(state.storage_device)
+            self._keep_memory_pos(state, step.maskmem_pos)
+        out = FrameOutput(
+            state.vault,
+            masks.to(state.storage_device),
+            memory,
+            step.obj_ptr,
+            step.object_score_logits,
+        )
+        return out, masks
+
+    @staticmethod
+    def _keep_memory_pos(state: VideoState, pos: torch.Tensor) -> None:
+        if state.memory_pos is None:
+            state.memory_pos = pos[:1].clone()
+
+    def _with_memory(self, state: VideoState, frame_idx: int, out: FrameOutput) -> FrameOutput:
+        """Encode a prompted frame's output into memory (the user's prompt decides the mask)."""
+        high_res = upscale_to_input(self.model, out.pred_masks.to(state.device))
+        features, pos = encode_memory(
+            self.model,
+            state.features[frame_idx].embedding,
+            high_res,
+            out.object_score_logits,
+            binarize=self.binarize_mask_from_pts_for_mem_enc,
+        )
+        self._keep_memory_pos(state, pos)
+        return out.with_memory(features.to(torch.bfloat16).to(state.storage_device))
+
+    def _clear_memory_around(self, track: ObjectTrack, frame_idx: int) -> None:
+        # Tracked memories near a prompt predate it and may contradict it. The prompted frame itself keeps
+        # its output: the official legacy predictor dropped a non-conditioning correction here too.
+        reach = self.model.num_maskmem
+        for t in range(frame_idx - reach, frame_idx + reach + 1):
+            if t != frame_idx:
+                track.non_cond.pop(t, None)
+
+    def _frame_masks(self, state: VideoState, frame_idx: int, is_cond: bool) -> torch.Tensor:
+        """Every object's newest logits on a frame at video resolution (-1024 where an object has none)."""
+        height, width = state.video_height, state.video_width
+        masks = torch.full(
+            (len(state.objects), 1, height, width),
+            NO_OBJECT_LOGIT,
+            dtype=torch.float32,
+            device=state.storage_device,
+        )
+        for i, track in enumerate(state.objects):
+            out = track.latest_output(frame_idx, is_cond)
+            if out is None:
+                continue
+            logits = out.pred_masks
+            if tuple(logits.shape[-2:]) != (height, width):
+                logits = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
+            masks[i : i + 1] = logits
+        return self._to_video_res(state, masks)
+
+    def _to_video_res(self, state: VideoState, masks: torch.Tensor) -> torch.Tensor:
+        masks = masks.to(state.device)
+        size = (state.video_height, state.video_width)
+        if tuple(masks.shape[-2:]) != size:
+            masks = F.interpolate(masks, size=size, mode="bilinear", align_corners=False)
+        if self.non_overlap_masks:
+            masks = apply_non_overlap(masks)
+        return masks
+
+
+def _check_frame(state: VideoState, frame_idx: int) -> int:
+    frame_idx = int(frame_idx)
+    if not 0 <= frame_idx < state.num_frames:
+        raise IndexError(f"frame index {frame_idx} is out of range: the video has {state.num_frames} frames")
+    return frame_idx
+
+
+@contextmanager
+def _new_object_undone_on_error(state: VideoState, obj_id: Any) -> Iterator[ObjectTrack]:
+    """The object's track; an object created here is removed again if the block fails."""
+    created = state.index_of(obj_id) is None
+    track = state.track(obj_id)
+    try:
+        yield track
+    except BaseException:
+        if created:
+            state.remove(obj_id)
+        raise
+
+
+def _cpu_tensor(values, dtype: torch.dtype) -> torch.Tensor:
+    """A list, array or tensor as a CPU tensor of ``dtype``."""
+    if isinstance(values, torch.Tensor):
+        return values.detach().to("cpu", dtype)
+    return torch.as_tensor(np.asarray(values), dtype=dtype)
+
+
+def apply_non_overlap(masks: torch.Tensor) -> torch.Tensor:
+    """Keep each pixel for the highest-scoring object; the others' logits there are capped at -10.
+
+    ``masks``: N_obj, 1, H, W logits.
+    """
+    if masks.shape[0] == 1:
+        return masks
+    winner = torch.argmax(masks, dim=0, keepdim=True)  # 1, 1, H, W
+    keep = winner == torch.arange(masks.shape[0], device=masks.device)[:, None, None, None]
+    return torch.where(keep, masks, masks.clamp(max=OVERLAP_LOSER_MAX_LOGIT))
