@@ -1,0 +1,155 @@
+"""The engine's masks: per frame and object, kept bit-packed, with where each one came from.
+
+The mask store is the source of truth for what a front end shows and what the exporters write. Entries are
+immutable, so an undo step can hold the entries it replaced without copying them, and restoring them gives
+back exactly the same pixels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+PROMPT = "prompt"  # the mask of an object on a frame it has prompts on
+PROPAGATION = "propagation"  # a mask that tracking computed from prompts on other frames
+ORIGINS = (PROMPT, PROPAGATION)
+
+Key = tuple[int, int]  # frame index, object id
+
+
+@dataclass(frozen=True, eq=False)
+class MaskEntry:
+    """One object's mask on one frame.
+
+    bits: ``np.packbits`` of the H*W row-major mask, or None for an empty mask (the object is absent there).
+    origin: `PROMPT` or `PROPAGATION`.
+    clock: the session's edit clock when the mask was computed (for stale-mask bookkeeping).
+    """
+
+    bits: np.ndarray | None
+    origin: str
+    clock: int
+
+    @classmethod
+    def from_mask(cls, mask: np.ndarray, origin: str, clock: int) -> MaskEntry:
+        mask = np.asarray(mask, dtype=bool)
+        bits = np.packbits(mask.ravel()) if mask.any() else None
+        if bits is not None:
+            bits.flags.writeable = False
+        return cls(bits, origin, clock)
+
+    @property
+    def empty(self) -> bool:
+        return self.bits is None
+
+    def mask(self, shape: tuple[int, int]) -> np.ndarray:
+        """The H, W bool mask (a new array)."""
+        if self.bits is None:
+            return np.zeros(shape, bool)
+        count = shape[0] * shape[1]
+        return np.unpackbits(self.bits, count=count).view(bool).reshape(shape)
+
+
+class MaskStore:
+    """Frame index -> object id -> `MaskEntry`, for frames of one size (H, W)."""
+
+    def __init__(self, shape: tuple[int, int]) -> None:
+        self.shape = shape
+        self._frames: dict[int, dict[int, MaskEntry]] = {}
+
+    def get(self, frame: int, obj: int) -> MaskEntry | None:
+        return self._frames.get(frame, {}).get(obj)
+
+    def put(self, frame: int, obj: int, entry: MaskEntry | None) -> None:
+        """Set an entry; None removes it."""
+        if entry is None:
+            masks = self._frames.get(frame)
+            if masks is not None:
+                masks.pop(obj, None)
+                if not masks:
+                    del self._frames[frame]
+        else:
+            self._frames.setdefault(frame, {})[obj] = entry
+
+    def entries(self, frame: int) -> dict[int, MaskEntry]:
+        """A copy of the frame's entries, by object id in increasing order."""
+        return dict(sorted(self._frames.get(frame, {}).items()))
+
+    def masks(self, frame: int) -> dict[int, np.ndarray]:
+        """The frame's masks as new H, W bool arrays, by object id in increasing order."""
+        return {obj: entry.mask(self.shape) for obj, entry in self.entries(frame).items()}
+
+    def keys(self, obj: int | None = None) -> list[Key]:
+        """(frame, object) keys holding an entry, optionally of one object only, sorted."""
+        return sorted(
+            (frame, o) for frame, masks in self._frames.items() for o in masks if obj is None or o == obj
+        )
+
+    def items(self) -> Iterator[tuple[Key, MaskEntry]]:
+        for frame in sorted(self._frames):
+            for obj, entry in sorted(self._frames[frame].items()):
+                yield (frame, obj), entry
+
+    def frames(self) -> list[int]:
+        return sorted(self._frames)
+
+    def snapshot(self) -> dict[int, dict[int, MaskEntry]]:
+        """A shallow copy (entries are immutable): what an exporter reads while tracking goes on."""
+        return {frame: dict(masks) for frame, masks in self._frames.items()}
+
+    def clear(self) -> None:
+        self._frames.clear()
+
+
+class FrameMasksView(Mapping):
+    """Frame index -> {object id: H, W bool mask} over frames 0..num_frames-1, unpacked on access.
+
+    What the exporters read: a long video's masks are never all unpacked at once.
+    """
+
+    def __init__(self, entries: dict[int, dict[int, MaskEntry]], num_frames: int, shape: tuple[int, int]):
+        self._entries = entries
+        self._num_frames = num_frames
+        self._shape = shape
+
+    def __getitem__(self, frame: int) -> dict[int, np.ndarray]:
+        if not 0 <= frame < self._num_frames:
+            raise KeyError(frame)
+        return {obj: e.mask(self._shape) for obj, e in sorted(self._entries.get(frame, {}).items())}
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self._num_frames))
+
+    def __len__(self) -> int:
+        return self._num_frames
+
+
+# ---------------------------------------------------------------------------------------- run lengths
+def encode_rle(mask: np.ndarray) -> dict:
+    """A bool H, W mask as JSON-ready run lengths: ``{"size": [H, W], "counts": [...]}``.
+
+    Counts alternate between runs of False and True over the row-major pixels, starting with False (a
+    leading 0 when the first pixel is set). Exact and independent of any library; see `decode_rle`.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    flat = mask.ravel()
+    if flat.size == 0:
+        return {"size": list(mask.shape), "counts": []}
+    changes = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    bounds = np.concatenate([[0], changes, [flat.size]])
+    counts = np.diff(bounds).tolist()
+    if flat[0]:
+        counts.insert(0, 0)
+    return {"size": [int(s) for s in mask.shape], "counts": counts}
+
+
+def decode_rle(rle: dict) -> np.ndarray:
+    """The H, W bool mask of `encode_rle` output; ValueError if the counts do not fill the size."""
+    height, width = (int(s) for s in rle["size"])
+    counts = np.asarray(rle["counts"], dtype=np.int64)
+    if counts.sum() != height * width or (counts < 0).any():
+        raise ValueError(f"run lengths sum to {counts.sum()}, expected {height * width} pixels")
+    values = np.arange(counts.size) % 2 == 1
+    return np.repeat(values, counts).reshape(height, width)

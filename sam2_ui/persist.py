@@ -1,0 +1,213 @@
+"""Session files: one JSON document with everything needed to carry on where a session was saved.
+
+Layout (``"format": "sam2-ui-session"``, ``"version": 1``):
+
+- ``source``: ``{"kind": "path", "path": absolute, "relative": from the JSON file's folder}``, or
+  ``{"kind": "memory", "description": ...}`` for frames given as arrays (pass them again to load);
+- ``video``: frame count, size and fps the session worked at, the original size and frame count, and a
+  SHA-1 of frame 0, so loading onto different frames is refused instead of giving wrong masks;
+- ``limits``: the `Limits` the media was opened with (reopened with the same ones);
+- ``objects`` (id, name, colour), ``next_object_id``, ``selected``;
+- ``log``: the prompt log (`prompts.action_to_json`), which replays to the predictor's state;
+- ``masks``: every stored mask as exact run lengths, with its origin and clock, plus ``prompt_clocks`` and
+  ``clock``, so stale frames survive the round trip;
+- ``model``: the network's image size, for a warning when loading with another model.
+
+The undo history is not saved: a loaded session starts with nothing to undo.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import SessionError
+from .export import _staged_file
+from .masks import ORIGINS, MaskEntry, decode_rle, encode_rle
+from .media import Limits
+from .objects import ObjectInfo
+from .prompts import action_from_json, action_to_json
+
+if TYPE_CHECKING:
+    from .session import Session
+
+FORMAT = "sam2-ui-session"
+VERSION = 1
+
+
+def frame_digest(frame) -> str:
+    return hashlib.sha1(frame.tobytes()).hexdigest()
+
+
+def to_document(session: Session) -> dict[str, Any]:
+    """The JSON-ready document of a session (call with the session's lock held)."""
+    state = session._persist_state()
+    media = state["media"]
+    store = state["store"]
+    width, height = session.size
+    if media.path is not None:
+        source = {"kind": "path", "path": str(media.path), "relative": None}
+    else:
+        source = {"kind": "memory", "description": media.description}
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "source": source,
+        "video": {
+            "num_frames": session.num_frames,
+            "width": width,
+            "height": height,
+            "fps": session.fps,
+            "original_width": media.original_size[0],
+            "original_height": media.original_size[1],
+            "original_num_frames": media.original_num_frames,
+            "frame0_sha1": frame_digest(session.frame(0)),
+        },
+        "limits": session.limits.to_json(),
+        "model": {"image_size": _image_size(session.predictor)},
+        "objects": [{"id": o.id, "name": o.name, "color": list(o.color)} for o in state["objects"]],
+        "next_object_id": state["objects"].next_id,
+        "selected": state["selected"],
+        "clock": state["clock"],
+        "prompt_clocks": {str(obj): clock for obj, clock in sorted(state["prompt_clocks"].items())},
+        "log": [action_to_json(action) for action in state["log"]],
+        "masks": [
+            {
+                "frame": frame,
+                "object": obj,
+                "origin": entry.origin,
+                "clock": entry.clock,
+                "rle": encode_rle(entry.mask(store.shape)),
+            }
+            for (frame, obj), entry in store.items()
+        ],
+    }
+
+
+def write(document: dict[str, Any], path: Path) -> Path:
+    """Write the document atomically (a failed write leaves no partial file); `SessionError` if it cannot."""
+    source = document["source"]
+    if source["kind"] == "path":
+        try:
+            source["relative"] = os.path.relpath(source["path"], path.resolve().parent)
+        except ValueError:  # another drive on Windows
+            source["relative"] = None
+    with _staged_file(path) as tmp:
+        tmp.write_text(json.dumps(document, separators=(",", ":")))
+    return path
+
+
+def load(cls: type[Session], path: Path, predictor: Any, source: Any, replay: bool) -> Session:
+    document = _read(path)
+    try:
+        video = document["video"]
+        limits = Limits.from_json(document["limits"])
+        if source is None:
+            source = _saved_source(document["source"], path)
+        objects = [
+            ObjectInfo(int(o["id"]), str(o["name"]), tuple(int(c) for c in o["color"]))
+            for o in document["objects"]
+        ]
+        log = [action_from_json(record) for record in document["log"]]
+        entries = None
+        if not replay:
+            entries = {}
+            for record in document["masks"]:
+                if record["origin"] not in ORIGINS:
+                    raise ValueError(f"unknown mask origin {record['origin']!r}")
+                mask = decode_rle(record["rle"])
+                entries[int(record["frame"]), int(record["object"])] = MaskEntry.from_mask(
+                    mask, record["origin"], int(record["clock"])
+                )
+        prompt_clocks = {int(obj): int(clock) for obj, clock in document["prompt_clocks"].items()}
+        fps = float(video["fps"])
+    except (KeyError, ValueError, TypeError) as error:
+        raise SessionError(
+            f"{path} is not a valid sam2-ui session file ({type(error).__name__}: {error})."
+        ) from error
+
+    session = cls.open(source, predictor, limits=limits, fps=fps)
+    try:
+        _check_same_video(session, video, path)
+        saved_size = document.get("model", {}).get("image_size")
+        if saved_size is not None and saved_size != _image_size(predictor):
+            session.messages.append(
+                f"This session was saved with a model of image size {saved_size} and is loaded with "
+                f"{_image_size(predictor)}: saved masks are kept, but new prompts and tracking use the "
+                "new model."
+            )
+        selected = document.get("selected")
+        session._restore_state(
+            objects,
+            int(document["next_object_id"]),
+            None if selected is None else int(selected),
+            log,
+            entries,
+            prompt_clocks,
+            int(document["clock"]),
+        )
+    except BaseException:
+        session.close()
+        raise
+    return session
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        document = json.loads(path.read_text())
+    except FileNotFoundError as error:
+        raise SessionError(f"There is no session file at {path}: check the path.") from error
+    except OSError as error:
+        raise SessionError(f"Cannot read {path}: {error.strerror or error}.") from error
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise SessionError(f"{path} is not a sam2-ui session file (not JSON: {error}).") from error
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise SessionError(f'{path} is not a sam2-ui session file (no "format": "{FORMAT}").')
+    if document.get("version") != VERSION:
+        raise SessionError(
+            f"{path} is a version {document.get('version')} session file; this sam2-ui reads "
+            f"version {VERSION}."
+        )
+    return document
+
+
+def _saved_source(source: dict[str, Any], path: Path) -> Path:
+    if source["kind"] == "memory":
+        raise SessionError(
+            f"This session was made from frames in memory ({source.get('description')}): pass the same "
+            "frames as source= to load it."
+        )
+    candidates = []
+    if source.get("relative"):
+        candidates.append(path.resolve().parent / source["relative"])
+    candidates.append(Path(source["path"]))
+    for candidate in candidates:
+        if candidate.exists():
+            return candidate
+    raise SessionError(
+        f"The video of this session, {source['path']}, is not there anymore: pass its new location as "
+        "source=."
+    )
+
+
+def _check_same_video(session: Session, video: dict[str, Any], path: Path) -> None:
+    width, height = session.size
+    saved = (int(video["num_frames"]), int(video["width"]), int(video["height"]))
+    if (session.num_frames, width, height) != saved:
+        raise SessionError(
+            f"The video given for {path} has {session.num_frames} frames of {width}x{height}, but the "
+            f"session was saved on {saved[0]} frames of {saved[1]}x{saved[2]}: give the same video."
+        )
+    if frame_digest(session.frame(0)) != video["frame0_sha1"]:
+        raise SessionError(
+            f"The video given for {path} has a different first frame than the one the session was saved on: "
+            "give the same video."
+        )
+
+
+def _image_size(predictor: Any) -> int | None:
+    size = getattr(predictor, "image_size", None)
+    return int(size) if size is not None else None

@@ -1,0 +1,849 @@
+"""`Session`: the interaction engine every front end drives.
+
+A session owns one opened video (or image), its objects, the prompts given on its frames, the masks shown
+and exported, and the undo history. It drives a ``SAM2VideoPredictor`` through `Tracker`:
+
+- the masks live in the session's own `MaskStore` (the source of truth for display and export);
+- every predictor call is recorded in the prompt log (`prompts.py`); undo and redo move through the
+  history (`history.py`) and restore the masks exactly, and the predictor's state is rebuilt from the log
+  lazily, right before the next call that needs it;
+- tracking runs stream `PropagationProgress` events and stop within one frame when `cancel` is called.
+
+User mistakes raise `SessionError` and leave the session unchanged. Reads (masks, render, exports) may run
+on a UI thread while a tracking run goes on in a worker thread; edits during a run raise `SessionError`.
+
+Coordinates are frame pixels (x right, y down; the centre of pixel (i, j) is x = i, y = j), sizes are
+(width, height), frame indices start at 0.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from model.errors import VideoSourceError
+
+from . import export, persist
+from .checks import check_box, check_frame, check_index, check_point
+from .colors import RGB
+from .errors import SessionError
+from .history import Change, History, Step, apply_side
+from .masks import PROMPT, PROPAGATION, FrameMasksView, MaskEntry, MaskStore
+from .media import Limits, Media, open_media
+from .objects import ObjectInfo, ObjectRegistry
+from .prompts import (
+    PROMPT_ACTIONS,
+    Action,
+    AddPoint,
+    ClearFrame,
+    ForgetObject,
+    FramePrompts,
+    Leg,
+    PromptTable,
+    Propagate,
+    Reset,
+    SetMask,
+    SetPoints,
+    read_only,
+)
+from .propagation import PropagationProgress, PropagationSummary, plan_legs
+from .render import DisplayMapping, render_frame
+from .tracker import Tracker
+
+
+class Session:
+    """One video (or image) being segmented. Create it with `Session.open` or `Session.load`."""
+
+    def __init__(self, media: Media, predictor: Any, limits: Limits) -> None:
+        self._media = media
+        self._predictor = predictor
+        self.limits = limits
+        self.messages: list[str] = list(media.messages)
+        try:
+            self._tracker = Tracker(predictor, media.frames)
+        except (VideoSourceError, OSError) as error:
+            media.frames.close()
+            raise SessionError(f"Cannot read {media.description}: {error}") from error
+        self._store = MaskStore((media.frames.height, media.frames.width))
+        self._objects = ObjectRegistry()
+        self._prompt_clocks: dict[int, int] = {}  # object -> clock of its last prompt change
+        self._table = PromptTable()
+        self._history = History(limits.max_undo)
+        self._clock = 0  # counts edits; never goes back, so "computed before that edit" is a comparison
+        self._selected: int | None = None
+        self._lock = threading.RLock()  # guards the state above; held briefly, never during network work
+        self._model_lock = threading.Lock()  # one predictor call (or tracked frame) at a time
+        self._propagating = False
+        self._cancel = threading.Event()
+        self._last_run: PropagationSummary | None = None
+        self._last_mapping: DisplayMapping | None = None
+
+    # ============================================================================================ media
+    @classmethod
+    def open(
+        cls, source: Any, predictor: Any, limits: Limits | None = None, fps: float | None = None
+    ) -> Session:
+        """Open a video file, a folder of frames, an image, a T, H, W, 3 uint8 array or a list of frames.
+
+        Arguments:
+          source: a path (video file: mp4, mov, webm, mkv, avi; a folder of JPEG/PNG frames; one image file),
+            an array (T, H, W, 3 frames, or H, W, 3 for one image), a list of frames or a PIL image.
+          predictor: a ``SAM2VideoPredictor`` (``model.build_sam2_video_predictor``).
+          limits: the budget (`Limits`); over it, frames are downscaled or the video is cut, with a message
+            in `messages` (and a ``UserWarning``).
+          fps: the frame rate, for sources that do not carry one (default 30) or to override it.
+        Raises `SessionError` for a missing, unreadable or empty source.
+        """
+        limits = limits or Limits()
+        return cls(open_media(source, limits, fps), predictor, limits)
+
+    @property
+    def num_frames(self) -> int:
+        return len(self._media.frames)
+
+    @property
+    def fps(self) -> float:
+        return self._media.fps
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the frames the session works on (after any downscaling)."""
+        return self._media.frames.width, self._media.frames.height
+
+    @property
+    def original_size(self) -> tuple[int, int]:
+        """(width, height) of the source before downscaling."""
+        return self._media.original_size
+
+    @property
+    def is_image(self) -> bool:
+        return self.num_frames == 1
+
+    @property
+    def source_path(self) -> Path | None:
+        """The opened file or folder, or None for frames given in memory."""
+        return self._media.path
+
+    @property
+    def predictor(self) -> Any:
+        return self._predictor
+
+    def frame(self, index: int) -> np.ndarray:
+        """Frame ``index`` as a read-only H, W, 3 uint8 RGB array, decoded on first use (bounded cache)."""
+        index = self._check_frame(index)
+        try:
+            return self._media.frames.rgb(index)
+        except VideoSourceError as error:
+            raise SessionError(
+                f"Cannot decode frame {index} of {self._media.description}: {error}"
+            ) from error
+
+    def close(self) -> None:
+        """Release the frames, features and tracking state."""
+        self._tracker.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        w, h = self.size
+        return (
+            f"Session({self._media.description!r}, frames={self.num_frames}, size={w}x{h}, "
+            f"objects={self._objects.ids})"
+        )
+
+    # ============================================================================================ objects
+    @property
+    def objects(self) -> list[ObjectInfo]:
+        """The objects, by increasing id."""
+        with self._lock:
+            return list(self._objects)
+
+    def object(self, obj: int) -> ObjectInfo:
+        with self._lock:
+            return self._objects.get(obj)
+
+    @property
+    def colors(self) -> dict[int, RGB]:
+        with self._lock:
+            return {info.id: info.color for info in self._objects}
+
+    @property
+    def names(self) -> dict[int, str]:
+        with self._lock:
+            return {info.id: info.name for info in self._objects}
+
+    @property
+    def selected(self) -> int | None:
+        """The selected object (prompts go to it when no object is given), or None."""
+        with self._lock:
+            return self._selected if self._selected in self._objects else None
+
+    def select_object(self, obj: int | None) -> None:
+        """Select an object (None: none). Not an edit: it is not undone."""
+        with self._lock:
+            if obj is not None:
+                self._objects.get(obj)
+            self._selected = obj
+
+    def add_object(self, name: str | None = None, select: bool = True) -> int:
+        """Add an object and return its id (ids count up from 1 and are never reused)."""
+        with self._edit("add object") as change:
+            info = change.edit_objects(lambda objects: objects.add(name))
+        if select:
+            self.select_object(info.id)
+        return info.id
+
+    def rename_object(self, obj: int, name: str) -> None:
+        with self._edit("rename object") as change:
+            self._objects.get(obj)
+            change.edit_objects(lambda objects: objects.rename(obj, name))
+
+    def remove_object(self, obj: int) -> None:
+        """Remove an object with its prompts and masks (undoable)."""
+        with self._edit("remove object") as change:
+            self._objects.get(obj)
+            self._execute(change, ForgetObject(obj))
+            change.edit_objects(lambda objects: objects.remove(obj))
+            change.set_clock(obj, None)
+
+    # ============================================================================================ prompts
+    def add_point(
+        self, frame: int, obj: int | None, x: float, y: float, positive: bool = True
+    ) -> dict[int, np.ndarray]:
+        """Click on a frame for an object: positive (part of it) or negative (not part of it).
+
+        On a frame the object was tracked on, the click corrects the tracked mask, as in the video predictor.
+        ``obj`` None means the selected object. Returns the frame's masks (object id -> H, W bool).
+        """
+        with self._edit("add point" if positive else "add negative point") as change:
+            frame, obj = self._check_frame(frame), self._check_object(obj)
+            x, y = check_point(x, y, self.size)
+            self._execute(change, AddPoint(frame, obj, x, y, bool(positive)))
+        return self.masks(frame)
+
+    def add_box(
+        self, frame: int, obj: int | None, x0: float, y0: float, x1: float, y1: float
+    ) -> dict[int, np.ndarray]:
+        """Give an object's box on a frame (replacing its earlier box there; its clicks there stay).
+
+        Corners may come in any order; a box running past the frame's edge is clipped to it (a drag that
+        overshoots), one entirely outside or without area raises `SessionError`. Returns the frame's masks.
+        """
+        with self._edit("add box") as change:
+            frame, obj = self._check_frame(frame), self._check_object(obj)
+            box = check_box(x0, y0, x1, y1, self.size)
+            points = self._table.get(frame, obj).points
+            self._execute(change, SetPoints(frame, obj, points, box))
+        return self.masks(frame)
+
+    def add_mask(self, frame: int, obj: int | None, mask: np.ndarray) -> dict[int, np.ndarray]:
+        """Give an object's mask on a frame (an H, W array at the session size; nonzero = object).
+
+        Replaces the object's clicks and box on that frame. Returns the frame's masks.
+        """
+        with self._edit("add mask") as change:
+            frame, obj = self._check_frame(frame), self._check_object(obj)
+            mask = np.asarray(mask)
+            if mask.shape != self._store.shape:
+                w, h = self.size
+                raise ValueError(f"the mask is {mask.shape} (H, W) but the frames are {h, w}")
+            if not mask.any():
+                raise SessionError("The mask is empty: paint the object first.")
+            self._execute(change, SetMask(frame, obj, read_only(mask != 0)))
+        return self.masks(frame)
+
+    def remove_point(self, frame: int, obj: int | None, index: int) -> dict[int, np.ndarray]:
+        """Remove one click (``index`` in the order they were added on that frame; see `prompts`).
+
+        The remaining clicks and box are given again, as a front end re-sends them; removing the last one
+        clears the object's prompts on that frame (see `clear`). Returns the frame's masks.
+        """
+        with self._edit("remove point") as change:
+            frame, obj = self._check_frame(frame), self._check_object(obj)
+            prompts = self._table.get(frame, obj)
+            index = check_index(index, "a point index")
+            if not 0 <= index < len(prompts.points):
+                raise SessionError(
+                    f"Object {obj} has no point {index} on frame {frame} (it has {len(prompts.points)} "
+                    "there): pick one of the points shown."
+                )
+            points = prompts.points[:index] + prompts.points[index + 1 :]
+            if points or prompts.box is not None:
+                self._execute(change, SetPoints(frame, obj, points, prompts.box))
+            else:
+                self._clear_frame_object(change, frame, obj)
+        return self.masks(frame)
+
+    def clear(self, frame: int | None = None, obj: int | None = None) -> None:
+        """Remove prompts, and the masks they made: of one object on one frame, of every object on a frame
+        (``obj`` None), of one object everywhere (``frame`` None), or everything (both None).
+
+        Masks that tracking made elsewhere from the removed prompts become stale (see `stale_frames`); an
+        object left without any prompt loses all its masks. Objects stay (see `remove_object`).
+        """
+        with self._edit("clear") as change:
+            if frame is not None:
+                frame = self._check_frame(frame)
+            if obj is not None:
+                self._objects.get(obj)
+            if frame is None and obj is None:
+                if self._table.objects() or self._store.keys():
+                    self._execute(change, Reset())
+            elif frame is None:
+                if obj in self._table.objects() or self._store.keys(obj):
+                    self._execute(change, ForgetObject(obj))
+            else:
+                targets = [obj] if obj is not None else list(self._table.on_frame(frame))
+                for target in targets:
+                    if (frame, target) in self._table:
+                        self._clear_frame_object(change, frame, target)
+
+    def _clear_frame_object(self, change: Change, frame: int, obj: int) -> None:
+        if self._table.frames(obj) == [frame]:
+            self._execute(change, ForgetObject(obj))  # no prompt left: nothing could track it
+        else:
+            self._execute(change, ClearFrame(frame, obj))
+
+    def prompts(self, frame: int) -> dict[int, FramePrompts]:
+        """The prompts on a frame: object id -> `FramePrompts` (points (x, y, positive), box, mask)."""
+        frame = self._check_frame(frame)
+        with self._lock:
+            return self._table.on_frame(frame)
+
+    def prompted_frames(self, obj: int | None = None) -> list[int]:
+        """Frames holding prompts (of one object, or of any)."""
+        with self._lock:
+            return self._table.frames(obj)
+
+    def find_point(
+        self, frame: int, x: float, y: float, radius: float | None = None
+    ) -> tuple[int, int] | None:
+        """The click nearest (x, y) on a frame within ``radius`` frame pixels, as (object id, index).
+
+        What a front end needs to delete a point by clicking it. The default radius is 2% of the shorter
+        frame side (at least 3 pixels), about the size the markers are drawn at.
+        """
+        frame = self._check_frame(frame)
+        if radius is None:
+            radius = max(3.0, 0.02 * min(self.size))
+        best, best_d = None, float(radius)
+        with self._lock:
+            for obj, prompts in self._table.on_frame(frame).items():
+                for i, (px, py, _) in enumerate(prompts.points):
+                    d = float(np.hypot(px - x, py - y))
+                    if d <= best_d:
+                        best, best_d = (obj, i), d
+        return best
+
+    @property
+    def prompt_log(self) -> list[Action]:
+        """Every predictor call in effect, oldest first (what `save` writes and replay runs)."""
+        with self._lock:
+            return self._history.log()
+
+    # ============================================================================================ masks
+    def masks(self, frame: int) -> dict[int, np.ndarray]:
+        """The masks on a frame: object id -> H, W bool (new arrays).
+
+        Objects never segmented on the frame are absent; one tracked there but not found has an empty mask.
+        """
+        frame = self._check_frame(frame)
+        with self._lock:
+            entries = self._store.entries(frame)
+        return {obj: entry.mask(self._store.shape) for obj, entry in entries.items()}
+
+    def mask(self, frame: int, obj: int) -> np.ndarray | None:
+        frame = self._check_frame(frame)
+        with self._lock:
+            entry = self._store.get(frame, obj)
+        return None if entry is None else entry.mask(self._store.shape)
+
+    def tracked_frames(self, obj: int | None = None) -> list[int]:
+        """Frames with a mask (of one object, or of any)."""
+        with self._lock:
+            return sorted({f for f, _ in self._store.keys(obj)})
+
+    def stale_frames(self, obj: int | None = None) -> list[int]:
+        """Frames with a tracked mask computed before a later change to its object's prompts.
+
+        Tracking again over them (`propagate`) refreshes them. Frames with prompts are never stale: their
+        masks come from those prompts.
+        """
+        with self._lock:
+            return sorted(
+                {
+                    frame
+                    for (frame, o), entry in self._store.items()
+                    if (obj is None or o == obj)
+                    and entry.origin == PROPAGATION
+                    and entry.clock < self._prompt_clocks.get(o, -1)
+                }
+            )
+
+    # ============================================================================================ history
+    @property
+    def can_undo(self) -> bool:
+        with self._lock:
+            return self._history.can_undo
+
+    @property
+    def can_redo(self) -> bool:
+        with self._lock:
+            return self._history.can_redo
+
+    def undo(self) -> str:
+        """Undo the last edit; returns its label ("add point", "propagate forward", ...)."""
+        with self._edit(None):
+            step = self._history.undo()
+            if step is None:
+                raise SessionError("Nothing to undo.")
+            self._restore(step, after=False)
+            return step.label
+
+    def redo(self) -> str:
+        """Redo the last undone edit; returns its label."""
+        with self._edit(None):
+            step = self._history.redo()
+            if step is None:
+                raise SessionError("Nothing to redo.")
+            self._restore(step, after=True)
+            return step.label
+
+    def _restore(self, step: Step, after: bool) -> None:
+        apply_side(step, self._store, self._objects, self._prompt_clocks, after=after)
+        self._table = PromptTable.from_log(self._history.log())
+        # The predictor catches up in `_sync`, before it is next needed.
+
+    # ============================================================================================ tracking
+    def propagate(
+        self, direction: str = "forward", start: int | None = None, end: int | tuple[int, int] | None = None
+    ) -> Iterator[PropagationProgress]:
+        """Track every prompted object through the video; a generator of `PropagationProgress`, one per frame.
+
+        Arguments:
+          direction: "forward", "backward" or "both" (forward, then backward from the same start).
+          start: the frame to start from. Default: the first prompted frame ("forward", "both") or the last
+            one ("backward").
+          end: where to stop, inclusive: a frame >= start for "forward" (default: the last), <= start for
+            "backward" (default: 0), a (first, last) pair around start for "both" (default: the whole video).
+
+        Masks are stored as frames are done, so a UI thread sees them stream in. The whole run is one undo
+        step. `cancel` (from any thread) ends it before the next frame, keeping the frames done; so does
+        closing the generator. Bad arguments raise `SessionError` here, before anything runs.
+        """
+        with self._lock:
+            self._check_idle()
+            plan_legs(direction, start, end, self.num_frames, self._table.frames())
+        self._cancel.clear()
+        return self._propagation(direction, start, end)
+
+    def cancel(self) -> bool:
+        """Stop the running tracking run before its next frame (safe from any thread).
+
+        Returns whether a run was going on. A run created but not yet started stops at once when started.
+        """
+        self._cancel.set()
+        with self._lock:
+            return self._propagating
+
+    @property
+    def is_propagating(self) -> bool:
+        with self._lock:
+            return self._propagating
+
+    @property
+    def last_propagation(self) -> PropagationSummary | None:
+        """How the last tracking run ended (frames done, planned, cancelled, seconds)."""
+        with self._lock:
+            return self._last_run
+
+    def _propagation(self, direction: str, start: int | None, end: Any) -> Iterator[PropagationProgress]:
+        with self._model_lock:
+            with self._lock:
+                self._check_idle()
+                start, legs = plan_legs(direction, start, end, self.num_frames, self._table.frames())
+                self._propagating = True
+                self._clock += 1
+                clock = self._clock
+                change = self._change(f"propagate {direction}")
+            try:
+                self._sync()
+            except BaseException:
+                with self._lock:
+                    self._propagating = False
+                raise
+        total = sum(leg.count for leg in legs)
+        done_legs: list[Leg] = []
+        done, began, cancelled = 0, time.perf_counter(), False
+        try:
+            for leg in legs:
+                steps = self._tracker.leg(leg)
+                count = 0
+                try:
+                    while count < leg.count:
+                        if self._cancel.is_set():
+                            cancelled = True
+                            break
+                        with self._model_lock:
+                            frame, masks = self._next_frame(steps, done)
+                        count += 1
+                        done += 1
+                        with self._lock:
+                            self._store_tracked(change, frame, masks, clock)
+                            shown = self._store.entries(frame)
+                        elapsed = time.perf_counter() - began
+                        yield PropagationProgress(
+                            frame_index=frame,
+                            done=done,
+                            total=total,
+                            elapsed_s=elapsed,
+                            eta_s=elapsed / done * (total - done),
+                            masks={o: e.mask(self._store.shape) for o, e in shown.items()},
+                            direction="backward" if leg.reverse else "forward",
+                        )
+                finally:
+                    steps.close()
+                    if count:
+                        done_legs.append(Leg(leg.start, count, leg.reverse))
+                if cancelled:
+                    break
+        except GeneratorExit:
+            cancelled = True
+            raise
+        finally:
+            with self._lock:
+                if done_legs:
+                    action = Propagate(tuple(done_legs))
+                    self._tracker.record(action)
+                    change.actions.append(action)
+                    self._history.push(change.step())
+                self._last_run = PropagationSummary(
+                    direction, start, done, total, cancelled, time.perf_counter() - began
+                )
+                self._propagating = False
+                self._cancel.clear()
+
+    def _next_frame(self, steps: Iterator, done: int) -> tuple[int, dict[int, np.ndarray]]:
+        try:
+            return next(steps)
+        except RuntimeError as error:
+            self._tracker.invalidate()
+            if done == 0 and "prompt" in str(error):
+                raise SessionError(
+                    f"Cannot track: {error}. Give each object a point, box or mask on a frame it was not "
+                    "tracked on."
+                ) from error
+            raise
+        except BaseException:
+            self._tracker.invalidate()
+            raise
+
+    def _store_tracked(self, change: Change, frame: int, masks: dict[int, np.ndarray], clock: int) -> None:
+        for obj, mask in masks.items():
+            origin = PROMPT if (frame, obj) in self._table else PROPAGATION
+            change.put_mask(frame, obj, MaskEntry.from_mask(mask, origin, clock))
+
+    # ============================================================================================ images
+    def segment_everything(self, frame: int = 0, **amg_kwargs: Any) -> list[int]:
+        """Find every object on a frame with the automatic mask generator; each mask becomes a new object.
+
+        Each mask is given to the predictor as that object's mask prompt, so it can be refined with clicks,
+        tracked through a video, and undone (the whole call is one undo step). Keyword arguments go to
+        ``SAM2AutomaticMaskGenerator`` (``points_per_side``, ``pred_iou_thresh``, ...). Masks are added
+        largest first. Returns the new object ids (empty, with a message, if nothing was found).
+        """
+        from model import SAM2AutomaticMaskGenerator
+
+        if amg_kwargs.get("output_mode", "binary_mask") != "binary_mask":
+            raise ValueError("segment_everything needs output_mode='binary_mask'")
+        frame = self._check_frame(frame)
+        generator = SAM2AutomaticMaskGenerator(self._predictor.model, **amg_kwargs)
+        with self._edit("segment everything") as change:
+            records = generator.generate(np.array(self.frame(frame)))  # a writable copy for torch
+            records.sort(key=lambda r: -int(r["area"]))
+            new_ids = []
+            for record in records:
+                info = change.edit_objects(lambda objects: objects.add(None))
+                new_ids.append(info.id)
+                self._execute(change, SetMask(frame, info.id, read_only(record["segmentation"])))
+        if not new_ids:
+            self.messages.append(
+                f"No objects were found on frame {frame}; try a lower pred_iou_thresh or "
+                "stability_score_thresh, or more points_per_side."
+            )
+        return new_ids
+
+    # ============================================================================================ rendering
+    def render(
+        self,
+        frame: int,
+        display_size: tuple[int, int] | None = None,
+        prompts: bool = True,
+        alpha: float = 0.45,
+        outline: bool = True,
+    ) -> tuple[np.ndarray, DisplayMapping]:
+        """The frame with each object's mask as a semi-transparent overlay with an outline, and (``prompts``)
+        its clicks and boxes, resized to fit ``display_size`` (max width, max height; never enlarged).
+
+        Returns the h, w, 3 uint8 image and the `DisplayMapping` from its pixels to the frame's (kept for
+        `display_to_frame`).
+        """
+        frame = self._check_frame(frame)
+        rgb = self.frame(frame)
+        with self._lock:
+            entries = self._store.entries(frame)
+            colors = {info.id: info.color for info in self._objects}
+            on_frame = self._table.on_frame(frame) if prompts else {}
+            selected = self.selected
+        masks = {obj: e.mask(self._store.shape) for obj, e in entries.items() if obj in colors}
+        points = [(obj, x, y, pos) for obj, p in on_frame.items() for x, y, pos in p.points]
+        boxes = [(obj, *p.box) for obj, p in on_frame.items() if p.box is not None]
+        image, mapping = render_frame(
+            rgb, masks, colors, points, boxes, selected, display_size, alpha=alpha, outline=outline
+        )
+        with self._lock:
+            self._last_mapping = mapping
+        return image, mapping
+
+    def display_to_frame(
+        self, x: float, y: float, display_size: tuple[int, int] | None = None
+    ) -> tuple[float, float]:
+        """Display pixel (x, y) -> frame pixel coordinates.
+
+        ``display_size`` is the ``display_size`` the image was rendered with; None uses the last `render`'s
+        mapping (or the frame size if nothing was rendered yet). Check the result with `add_point`, which
+        refuses clicks outside the frame.
+        """
+        if display_size is not None:
+            mapping = DisplayMapping.fit(self.size, display_size)
+        else:
+            with self._lock:
+                mapping = self._last_mapping or DisplayMapping.fit(self.size)
+        return mapping.to_frame(x, y)
+
+    # ============================================================================================ exports
+    def export_pngs(self, out_dir: str | Path) -> list[Path]:
+        """Per-object 0/255 PNG masks, ``out_dir/003_name/00012.png``, for every frame and object with masks.
+
+        Returns the written files.
+        """
+        view, names, _ = self._export_view()
+        return export.export_object_pngs(view, out_dir, names)
+
+    def export_davis(self, out_dir: str | Path) -> list[Path]:
+        """One indexed PNG per frame (DAVIS palette); object i (in id order) has value i, background 0."""
+        view, names, _ = self._export_view()
+        return export.export_davis_pngs(view, out_dir, self.num_frames, self.size, object_ids=list(names))
+
+    def export_coco(self, path: str | Path) -> Path:
+        """COCO RLE JSON of every mask, with object names and colours (see ``export.export_coco_json``)."""
+        view, names, colors = self._export_view()
+        return export.export_coco_json(
+            view, path, names, colors, self.size, fps=self.fps, num_frames=self.num_frames
+        )
+
+    def export_video(
+        self, path: str | Path, display_size: tuple[int, int] | None = None, prompts: bool = False
+    ) -> Path:
+        """An overlay video (``.mp4`` etc.) at the source fps with exactly one video frame per frame."""
+        view, names, colors = self._export_view()
+        with self._lock:
+            table = self._table
+            on_frames = {f: table.on_frame(f) for f in table.frames()} if prompts else {}
+
+        def frames() -> Iterator[np.ndarray]:
+            for index in range(self.num_frames):
+                on_frame = on_frames.get(index, {})
+                points = [(o, x, y, pos) for o, p in on_frame.items() for x, y, pos in p.points]
+                boxes = [(o, *p.box) for o, p in on_frame.items() if p.box is not None]
+                image, _ = render_frame(
+                    self.frame(index), view[index], colors, points, boxes, None, display_size
+                )
+                yield image
+
+        return export.export_overlay_video(frames(), path, self.fps)
+
+    def _export_view(self) -> tuple[FrameMasksView, dict[int, str], dict[int, RGB]]:
+        with self._lock:
+            snapshot = self._store.snapshot()
+            names = {info.id: info.name for info in self._objects}
+            colors = {info.id: info.color for info in self._objects}
+        return FrameMasksView(snapshot, self.num_frames, self._store.shape), names, colors
+
+    # ============================================================================================ save / load
+    def save(self, path: str | Path) -> Path:
+        """Write the session as JSON: source reference, limits, objects, the prompt log, and every mask.
+
+        The undo history is not saved. A session opened from frames in memory saves no source: pass the
+        same frames to `load`.
+        """
+        with self._lock:
+            if self._propagating:
+                raise SessionError("Tracking is running: wait for it to finish or cancel it, then save.")
+            document = persist.to_document(self)
+        return persist.write(document, Path(path))
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        predictor: Any,
+        source: Any = None,
+        replay: bool = False,
+    ) -> Session:
+        """Restore a session written by `save`: same objects, prompts, masks and stale frames.
+
+        Arguments:
+          source: the video, if not at the saved path (or if the session was made from frames in memory).
+            It must have the same frames as the saved one.
+          replay: recompute every mask by replaying the prompt log through ``predictor`` instead of reading
+            the saved masks (slower; the same model gives identical masks).
+        The predictor's state is rebuilt from the prompt log before the first new prompt either way.
+        """
+        return persist.load(cls, Path(path), predictor, source, replay)
+
+    # ============================================================================================ internals
+    @contextmanager
+    def _edit(self, label: str | None) -> Iterator[Change]:
+        """One edit: serialised with other edits, refused during tracking, undone if it fails, recorded.
+
+        ``label`` None: the caller manages history itself (undo, redo).
+        """
+        with self._model_lock:
+            with self._lock:
+                self._check_idle()
+                change = self._change(label or "")
+            try:
+                yield change
+            except BaseException:
+                with self._lock:
+                    change.rollback()
+                    self._table = PromptTable.from_log(self._history.log())
+                raise
+            if label is not None:
+                with self._lock:
+                    step = change.step()
+                    if not step.empty:
+                        self._history.push(step)
+
+    def _change(self, label: str) -> Change:
+        return Change(label, self._store, self._objects, self._prompt_clocks)
+
+    def _check_idle(self) -> None:
+        if self._propagating:
+            raise SessionError("Tracking is running: wait for it to finish or cancel it, then try again.")
+
+    def _sync(self) -> None:
+        """Bring the predictor's state up to the prompt log (after undo, redo, load or a failed call)."""
+        self._tracker.sync(self._history.log())
+
+    def _execute(self, change: Change, action: Action) -> None:
+        """Run a predictor action (not `Propagate`) and apply its effect on masks, prompts and clocks.
+
+        Runs inside `_edit` (model lock held); the same code rebuilds masks when a saved log is replayed.
+        """
+        self._tracker.sync(self._history.log() + change.actions)
+        result = self._tracker.run(action)
+        with self._lock:
+            self._clock += 1
+            self._apply_effect(change, action, result, self._clock)
+            change.actions.append(action)
+
+    def _apply_effect(self, change: Change, action: Action, result: Any, clock: int) -> None:
+        if isinstance(action, PROMPT_ACTIONS):
+            frame, masks = result
+            updated = [action.obj]
+            if getattr(self._predictor, "non_overlap_masks", False):
+                updated += [o for o in self._store.entries(frame) if o != action.obj and o in masks]
+            for obj in updated:
+                change.put_mask(frame, obj, MaskEntry.from_mask(masks[obj], PROMPT, clock))
+            change.set_clock(action.obj, clock)
+        elif isinstance(action, ClearFrame):
+            change.put_mask(action.frame, action.obj, None)
+            change.set_clock(action.obj, clock)
+        elif isinstance(action, ForgetObject):
+            for frame, obj in self._store.keys(action.obj):
+                change.put_mask(frame, obj, None)
+            change.set_clock(action.obj, clock)
+        elif isinstance(action, Reset):
+            for frame, obj in self._store.keys():
+                change.put_mask(frame, obj, None)
+            for obj in list(self._prompt_clocks):
+                change.set_clock(obj, clock)
+        self._table.apply(action)
+
+    def _check_frame(self, frame: int) -> int:
+        return check_frame(frame, self.num_frames)
+
+    def _check_object(self, obj: int | None) -> int:
+        if obj is None:
+            obj = self.selected
+            if obj is None:
+                raise SessionError("No object is selected: add or select an object first.")
+        return self._objects.get(obj).id
+
+    # state for persist.py ----------------------------------------------------------------------------
+    def _persist_state(self) -> dict[str, Any]:
+        return {
+            "media": self._media,
+            "objects": self._objects,
+            "selected": self.selected,
+            "clock": self._clock,
+            "prompt_clocks": dict(self._prompt_clocks),
+            "log": self._history.log(),
+            "store": self._store,
+        }
+
+    def _restore_state(
+        self,
+        objects: list[ObjectInfo],
+        next_id: int,
+        selected: int | None,
+        log: list[Action],
+        entries: dict[tuple[int, int], MaskEntry] | None,
+        prompt_clocks: dict[int, int],
+        clock: int,
+    ) -> None:
+        """Install a loaded state; with ``entries`` None, recompute masks by replaying ``log``."""
+        with self._lock:
+            self._objects.restore(tuple(objects))
+            self._objects.next_id = max(self._objects.next_id, next_id)
+            self._selected = selected
+        if entries is None:
+            self._replay(log)
+        else:
+            with self._lock:
+                for (frame, obj), entry in entries.items():
+                    self._store.put(frame, obj, entry)
+                self._prompt_clocks.update(prompt_clocks)
+                self._clock = clock
+                self._history = History(self.limits.max_undo, base=log)
+                self._table = PromptTable.from_log(log)
+
+    def _replay(self, log: list[Action]) -> None:
+        """Run a prompt log from the start, rebuilding masks and clocks (one clock tick per action)."""
+        with self._model_lock:
+            change = self._change("replay")
+            for action in log:
+                self._clock += 1
+                if isinstance(action, Propagate):
+                    for frame, masks in self._tracker.replay_propagation(action):
+                        with self._lock:
+                            self._store_tracked(change, frame, masks, self._clock)
+                else:
+                    result = self._tracker.run(action)
+                    with self._lock:
+                        self._apply_effect(change, action, result, self._clock)
+            with self._lock:
+                self._history = History(self.limits.max_undo, base=list(log))
+                self._table = PromptTable.from_log(log)
