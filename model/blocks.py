@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
@@ -52,16 +51,3 @@ class LayerNorm2d(nn.Module):
         var = (x - mean).pow(2).mean(1, keepdim=True)
         x = (x - mean) / torch.sqrt(var + self.eps)
         return x * self.weight[:, None, None] + self.bias[:, None, None]
-
-
-def activation_by_name(name: str) -> type[nn.Module]:
-    """Map ``"relu" | "gelu"`` to the module class."""
-    table: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU}
-    if name not in table:
-        raise ValueError(f"unknown activation {name!r}; expected one of {sorted(table)}")
-    return table[name]
-
-
-def functional_activation(name: str):
-    """Map ``"relu" | "gelu"`` to the functional form."""
-    return {"relu": F.relu, "gelu": F.gelu}[name]
