@@ -1,0 +1,833 @@
+"""The Gradio Blocks app: segment and track objects in a video or an image, in the browser or on a Space.
+
+Every handler here translates a Gradio event into the interaction layer (`sam2_ui.interaction`) and draws the
+`View` it returns; none decides what a click or a key means. Each browser tab (each ``gradio_client``
+client) gets its own session, kept server-side in a `SessionRegistry` under the tab's ``session_hash``.
+
+Model work (clicks, tracking, segment everything) goes through Gradio's queue under one ``concurrency_id``;
+scrubbing, redraws, stop and downloads do not wait behind it. Every action is also a named API endpoint
+named after the engine verb (``/add_point``, ``/propagate``, ...), listed on the app's "Use via API" page.
+
+    python app.py [--model facebook/sam2.1-hiera-tiny | --checkpoint PATH [--config NAME]] [--device auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from sam2_ui.errors import SessionError
+from sam2_ui.interaction import TOOLS, Interaction
+from sam2_ui.keys import KEYMAP, key_help_markdown
+from sam2_ui.masks import encode_rle
+from sam2_ui.timeline import frame_at, render_timelines
+from sam2_ui.view import INFO, WARNING, View
+
+from .examples import example_files
+from .model_loading import DEFAULT_MODEL, load_predictor
+from .registry import SessionRegistry
+from .uploads import AppLimits, check_upload
+
+MODEL_GROUP = "model"  # one model call at a time, across users
+VIEW_GROUP = "view"  # redraws of computed masks: never wait behind model work
+DISPLAY_SIZE = (960, 640)
+TIMELINE_WIDTH = 960
+STREAM_INTERVAL_S = 0.25  # least time between two streamed previews of a tracking run
+TOOL_LABELS = {
+    "positive": "+ point (object)",
+    "negative": "− point (not object)",
+    "box": "□ box (two clicks)",
+}
+BUTTON_COMMANDS = (
+    "add_object",
+    "remove_object",
+    "rename_object",
+    "undo",
+    "redo",
+    "clear_frame",
+    "clear_object",
+    "reset",
+    "propagate_backward",
+    "propagate_both",
+    "propagate_forward",
+    "stop",
+    "segment_everything",
+    "prev_frame",
+    "next_frame",
+)
+
+
+def view_to_json(view: View) -> dict[str, Any]:
+    """The JSON part of a view (everything but the image), as the API returns it."""
+    return {
+        "frame": view.frame,
+        "num_frames": view.num_frames,
+        "fps": view.fps,
+        "is_image": view.is_image,
+        "tool": view.tool,
+        "pending_box": view.pending_box,
+        "selected": view.selected,
+        "objects": [
+            {"id": r.id, "name": r.name, "color": list(r.color), "timeline": r.timeline, "key": r.key}
+            for r in view.objects
+        ],
+        "status": view.status,
+        "messages": [{"level": m.level, "text": m.text} for m in view.messages],
+        "enabled": dict(view.enabled),
+        "estimate": view.estimate,
+        "progress": None
+        if view.progress is None
+        else {"done": view.progress.done, "total": view.progress.total, "eta_s": view.progress.eta_s},
+        "stats": dict(view.stats),
+        "display_size": None if view.mapping is None else list(view.mapping.display_size),
+    }
+
+
+def _raise_errors(view: View) -> View:
+    """Errors become a Gradio error (a toast in the browser, an exception in a client); warnings a toast."""
+    for message in view.messages:
+        if message.level == WARNING:
+            gr.Warning(message.text)
+    errors = view.errors
+    if errors:
+        raise gr.Error(" ".join(errors), print_exception=False)
+    return view
+
+
+def _status_markdown(view: View) -> str:
+    notes = [m.text for m in view.messages if m.level == INFO]
+    lines = [f"**{view.status}**"]
+    if view.estimate:
+        lines.append(view.estimate)
+    lines.extend(notes[-2:])
+    return "  \n".join(lines)
+
+
+def _objects_html(view: View) -> str:
+    if not view.objects:
+        return "<div class='sam2-objects'>No objects yet: press <b>Add object</b> (key <code>a</code>).</div>"
+    items = []
+    for row in view.objects:
+        r, g, b = row.color
+        stale, doubtful = row.timeline.count("S"), row.timeline.count("D")
+        flags = []
+        if stale:
+            flags.append(f"{stale} stale")
+        if doubtful:
+            flags.append(f"{doubtful} doubtful")
+        weight = "bold" if row.selected else "normal"
+        items.append(
+            f"<div style='font-weight:{weight}'><span style='display:inline-block;width:12px;height:12px;"
+            f"background:rgb({r},{g},{b});margin-right:6px;border-radius:2px'></span>"
+            f"{row.key + '. ' if row.key else ''}{_escape(row.name)} (id {row.id})"
+            f"{' — ' + ', '.join(flags) if flags else ''}</div>"
+        )
+    return "<div class='sam2-objects'>" + "".join(items) + "</div>"
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+KEY_SCRIPT = """
+() => {
+  const keys = new Set(%s);
+  document.addEventListener('keydown', (event) => {
+    const target = event.target;
+    if (target && (target.tagName === 'INPUT' || target.tagName === 'TEXTAREA' || target.isContentEditable)) return;
+    let key = event.key;
+    if (event.ctrlKey || event.metaKey) {
+      if (!['z', 'Z', 'y', 'Y'].includes(key)) return;
+      key = 'Ctrl+' + (event.shiftKey ? 'Shift+' : '') + key.toLowerCase();
+    } else if (!keys.has(key.length === 1 ? key.toLowerCase() : key)) {
+      return;
+    }
+    const box = document.querySelector('#sam2-key textarea, #sam2-key input');
+    const send = document.querySelector('#sam2-key-send');
+    if (!box || !send) return;
+    event.preventDefault();
+    box.value = key;
+    box.dispatchEvent(new Event('input', { bubbles: true }));
+    setTimeout(() => send.click(), 30);
+  });
+}
+""" % json.dumps(sorted(KEYMAP))
+
+CSS = """
+#sam2-key, #sam2-key-send { position: absolute !important; left: -10000px !important; width: 1px !important; }
+.sam2-objects div { padding: 2px 0; }
+"""
+
+
+def _gpu(duration: int | Callable[..., int] = 60) -> Callable:
+    """``spaces.GPU`` where the ``spaces`` package is importable (Hugging Face ZeroGPU), else no wrapper."""
+    try:
+        import spaces  # type: ignore[import-not-found]
+    except ImportError:
+        return lambda fn: fn
+    return spaces.GPU(duration=duration)
+
+
+class App:
+    """The app's shared parts: the model, the session registry and the limits; builds the Blocks."""
+
+    def __init__(
+        self,
+        predictor: Any,
+        limits: AppLimits | None = None,
+        display_size: tuple[int, int] = DISPLAY_SIZE,
+        examples_dir: str | Path | None = None,
+        model_label: str = "",
+        work_root: str | Path | None = None,
+    ) -> None:
+        self.predictor = predictor
+        self.limits = limits or AppLimits()
+        self.display_size = display_size
+        self.model_label = model_label
+        self.registry = SessionRegistry(
+            lambda: Interaction(self.predictor, self.limits.engine_limits(), display_size=display_size),
+            max_sessions=self.limits.max_sessions,
+            ttl_s=self.limits.session_ttl_min * 60,
+            root=work_root,
+        )
+        self.examples = example_files(examples_dir or self.registry.root / "examples")
+        self._sweeper: threading.Thread | None = None
+
+    # ------------------------------------------------------------------------------------------ sessions
+    def interaction(self, request: gr.Request | None) -> Interaction:
+        key = getattr(request, "session_hash", None)
+        try:
+            ui, note = self.registry.get(key)
+        except SessionError as error:
+            raise gr.Error(str(error), print_exception=False) from error
+        if note:
+            gr.Warning(note)
+        return ui
+
+    def start_sweeper(self, every_s: float = 60.0) -> None:
+        """Close expired sessions in the background (besides the sweep on every request)."""
+
+        def loop() -> None:
+            while True:
+                time.sleep(every_s)
+                self.registry.sweep()
+
+        self._sweeper = threading.Thread(target=loop, name="sam2-ui-session-sweeper", daemon=True)
+        self._sweeper.start()
+
+    # ------------------------------------------------------------------------------------------ handlers
+    def open_media(self, path: str | None, request: gr.Request) -> View:
+        ui = self.interaction(request)
+        try:
+            limits, notes = check_upload(path, self.limits)
+        except SessionError as error:
+            raise gr.Error(str(error), print_exception=False) from error
+        ui.limits = limits
+        view = ui.open(path)
+        for note in notes:
+            gr.Warning(note)
+        return view
+
+    def load_session(self, session_file: str | None, media: str | None, request: gr.Request) -> View:
+        ui = self.interaction(request)
+        if session_file is None:
+            raise gr.Error("Choose the session file (.json) to restore.", print_exception=False)
+        try:
+            limits, notes = check_upload(media, self.limits)
+        except SessionError as error:
+            raise gr.Error(str(error), print_exception=False) from error
+        ui.limits = limits
+        return ui.load(session_file, media)
+
+    def export(self, kind: str, request: gr.Request) -> str:
+        ui = self.interaction(request)
+        try:
+            folder = self.registry.workdir(request.session_hash) / f"export_{time.time_ns()}"
+            return str(ui.export(kind, folder))
+        except SessionError as error:
+            raise gr.Error(str(error), print_exception=False) from error
+
+    def export_handler(self, kind: str) -> Callable[[gr.Request], str]:
+        def handler(request: gr.Request) -> str:
+            return self.export(kind, request)
+
+        return handler
+
+    def close_session(self, request: gr.Request) -> None:
+        self.registry.close(getattr(request, "session_hash", None) or "")
+
+    # ------------------------------------------------------------------------------------------ blocks
+    def build(self) -> gr.Blocks:
+        with gr.Blocks(title="SAM 2 — segment and track") as demo:
+            gr.Markdown(
+                "## Segment Anything 2 — click objects, track them through the video\n"
+                "Upload a video or image (or pick an example), **add an object**, click on it "
+                "(click a point again to remove it), then **track**. Keys: `a` add object, `p`/`n`/`b` tools, "
+                "`z`/`y` undo/redo, `t` track, `Esc` stop, `←`/`→` frames."
+                + (f"  \nModel: {self.model_label}" if self.model_label else "")
+            )
+            key_state = gr.State(None)
+            with gr.Row():
+                with gr.Column(scale=3):
+                    frame_image = gr.Image(
+                        label="Frame (click with the current tool)",
+                        interactive=False,
+                        type="numpy",
+                        format="jpeg",
+                        buttons=["fullscreen"],
+                        elem_id="sam2-frame",
+                    )
+                    with gr.Row():
+                        buttons = {}
+                        buttons["prev_frame"] = gr.Button("◀ Prev", size="sm", elem_id="cmd-prev_frame")
+                        slider = gr.Slider(0, 1, value=0, step=1, label="Frame", interactive=False, scale=6)
+                        buttons["next_frame"] = gr.Button("Next ▶", size="sm", elem_id="cmd-next_frame")
+                    timeline_image = gr.Image(
+                        label="Objects over time (click to jump): bright = prompt, dim = mask, grey = stale, "
+                        "amber = doubtful",
+                        interactive=False,
+                        type="numpy",
+                        format="png",
+                        elem_id="sam2-timeline",
+                        buttons=[],
+                    )
+                    status = gr.Markdown("Upload a video or an image to start.", elem_id="sam2-status")
+                with gr.Column(scale=2):
+                    media = gr.File(
+                        label="Video or image",
+                        file_types=["video", "image", ".mp4", ".mov", ".webm", ".mkv", ".avi"],
+                        type="filepath",
+                        elem_id="sam2-upload",
+                    )
+                    example_picker = gr.Examples(
+                        examples=[[str(p)] for p in self.examples],
+                        inputs=[media],
+                        label="Examples",
+                        cache_examples=False,
+                    )
+                    tool = gr.Radio(
+                        [(TOOL_LABELS[t], t) for t in TOOLS],
+                        value="positive",
+                        label="Tool",
+                        elem_id="sam2-tool",
+                    )
+                    objects = gr.Radio([], label="Objects (1–9 select)", elem_id="sam2-objects")
+                    objects_html = gr.HTML(_objects_html(Interaction(None).view()))
+                    with gr.Row():
+                        buttons["add_object"] = gr.Button("Add object", elem_id="cmd-add_object")
+                        buttons["remove_object"] = gr.Button("Remove object", elem_id="cmd-remove_object")
+                    with gr.Row():
+                        name = gr.Textbox(label="Name", scale=3, placeholder="name of the selected object")
+                        buttons["rename_object"] = gr.Button("Rename", scale=1, elem_id="cmd-rename_object")
+                    with gr.Row():
+                        buttons["undo"] = gr.Button("Undo", elem_id="cmd-undo")
+                        buttons["redo"] = gr.Button("Redo", elem_id="cmd-redo")
+                        buttons["clear_frame"] = gr.Button("Clear frame", elem_id="cmd-clear_frame")
+                        buttons["clear_object"] = gr.Button("Clear object", elem_id="cmd-clear_object")
+                        buttons["reset"] = gr.Button("Reset", variant="stop", elem_id="cmd-reset")
+                    with gr.Row():
+                        buttons["propagate_backward"] = gr.Button(
+                            "◀ Track back", elem_id="cmd-propagate_backward"
+                        )
+                        buttons["propagate_both"] = gr.Button(
+                            "Track ◀▶", variant="primary", elem_id="cmd-propagate_both"
+                        )
+                        buttons["propagate_forward"] = gr.Button(
+                            "Track fwd ▶", elem_id="cmd-propagate_forward"
+                        )
+                        buttons["stop"] = gr.Button("Stop", variant="stop", elem_id="cmd-stop")
+                    with gr.Row():
+                        points_per_side = gr.Slider(4, 32, value=16, step=1, label="Points per side", scale=2)
+                        buttons["segment_everything"] = gr.Button(
+                            "Segment everything", scale=2, elem_id="cmd-segment_everything"
+                        )
+                    with gr.Accordion("Download", open=True):
+                        with gr.Row():
+                            download_buttons = {
+                                "pngs": gr.Button("PNG masks (zip)", size="sm", elem_id="dl-pngs"),
+                                "davis": gr.Button("DAVIS PNGs (zip)", size="sm", elem_id="dl-davis"),
+                                "coco": gr.Button("COCO RLE JSON", size="sm", elem_id="dl-coco"),
+                                "video": gr.Button("Overlay MP4", size="sm", elem_id="dl-video"),
+                                "session": gr.Button("Session JSON", size="sm", elem_id="dl-session"),
+                            }
+                        download = gr.File(label="Download", interactive=False, elem_id="sam2-download")
+                    with gr.Accordion("Restore a saved session", open=False):
+                        session_file = gr.File(label="Session JSON", file_types=[".json"], type="filepath")
+                        session_media = gr.File(
+                            label="Its video or image", file_types=["video", "image"], type="filepath"
+                        )
+                        restore = gr.Button("Restore")
+                    with gr.Accordion("Keyboard", open=False):
+                        gr.Markdown(key_help_markdown())
+                    key_box = gr.Textbox(elem_id="sam2-key", show_label=False, container=False)
+                    key_send = gr.Button("key", elem_id="sam2-key-send")
+                    view_json = gr.JSON(visible=False)
+
+            outputs = [
+                frame_image,
+                slider,
+                timeline_image,
+                objects,
+                objects_html,
+                status,
+                view_json,
+                key_state,
+            ]
+            outputs += [buttons[c] for c in BUTTON_COMMANDS]
+
+            def draw(view: View, request: gr.Request) -> tuple:
+                n = view.num_frames
+                timeline = (
+                    render_timelines(view.objects, n, view.frame, width=TIMELINE_WIDTH) if n > 1 else None
+                )
+                return (
+                    view.image,
+                    gr.update(minimum=0, maximum=max(1, n - 1), value=view.frame, interactive=n > 1),
+                    timeline,
+                    gr.update(
+                        choices=[(f"{r.key + '. ' if r.key else ''}{r.name}", r.id) for r in view.objects],
+                        value=view.selected,
+                    ),
+                    _objects_html(view),
+                    _status_markdown(view),
+                    view_to_json(view),
+                    getattr(request, "session_hash", None),
+                    *(gr.update(interactive=bool(view.enabled.get(c))) for c in BUTTON_COMMANDS),
+                )
+
+            def ui_with(action: Callable[[Interaction, Any], View]) -> Callable:
+                """A handler of one input value: ``action(interaction, value)``, then draw the view."""
+
+                def handler(value: Any, request: gr.Request) -> tuple:
+                    return draw(_raise_errors(action(self.interaction(request), value)), request)
+
+                return handler
+
+            def ui(action: Callable[[Interaction], View]) -> Callable:
+                """A handler that runs ``action`` on the tab's interaction and draws the view."""
+
+                def handler(request: gr.Request) -> tuple:
+                    view = _raise_errors(action(self.interaction(request)))
+                    return draw(view, request)
+
+                return handler
+
+            def on(event, fn, inputs, name, group=VIEW_GROUP, **kwargs):
+                return event(
+                    fn,
+                    inputs,
+                    outputs,
+                    api_name=f"ui_{name}",
+                    api_visibility="undocumented",
+                    concurrency_id=group,
+                    concurrency_limit=1 if group == MODEL_GROUP else None,
+                    show_progress="minimal",
+                    **kwargs,
+                )
+
+            # --- media
+            def on_open(path: str | None, request: gr.Request) -> tuple:
+                return draw(_raise_errors(self.open_media(path, request)), request)
+
+            def on_example(evt: gr.SelectData, request: gr.Request) -> tuple:
+                return on_open(str(self.examples[evt.index]), request)
+
+            media.upload(
+                gpu(60)(on_open),
+                [media],
+                outputs,
+                api_name="open",
+                concurrency_id=MODEL_GROUP,
+                concurrency_limit=1,
+            )
+            example_picker.dataset.select(
+                gpu(60)(on_example),
+                None,
+                outputs,
+                api_visibility="private",
+                concurrency_id=MODEL_GROUP,
+                concurrency_limit=1,
+            )
+
+            def on_restore(session_path: str | None, media_path: str | None, request: gr.Request) -> tuple:
+                return draw(_raise_errors(self.load_session(session_path, media_path, request)), request)
+
+            restore.click(
+                gpu(120)(on_restore),
+                [session_file, session_media],
+                outputs,
+                api_name="load_session",
+                concurrency_id=MODEL_GROUP,
+                concurrency_limit=1,
+            )
+
+            # --- clicks on the frame
+            def on_select(evt: gr.SelectData, request: gr.Request) -> tuple:
+                ui_ = self.interaction(request)
+                x, y = evt.index[0], evt.index[1]
+                return draw(_raise_errors(ui_.click(x, y)), request)
+
+            frame_image.select(
+                gpu(30)(on_select),
+                None,
+                outputs,
+                api_visibility="private",
+                concurrency_id=MODEL_GROUP,
+                concurrency_limit=1,
+                show_progress="minimal",
+            )
+
+            def on_timeline(evt: gr.SelectData, request: gr.Request) -> tuple:
+                ui_ = self.interaction(request)
+                n = ui_.session.num_frames if ui_.session else 0
+                return draw(ui_.go_to(frame_at(evt.index[0], TIMELINE_WIDTH, n)), request)
+
+            timeline_image.select(
+                on_timeline,
+                None,
+                outputs,
+                api_visibility="private",
+                concurrency_id=VIEW_GROUP,
+                concurrency_limit=None,
+                show_progress="hidden",
+            )
+
+            # --- frames and tools (redraws only)
+            slider.input(
+                ui_with(lambda u, frame: u.go_to(int(frame))),
+                [slider],
+                outputs,
+                api_visibility="private",
+                concurrency_id=VIEW_GROUP,
+                concurrency_limit=None,
+                trigger_mode="always_last",
+                show_progress="hidden",
+            )
+            on(buttons["prev_frame"].click, ui(lambda u: u.command("prev_frame")), None, "prev_frame")
+            on(buttons["next_frame"].click, ui(lambda u: u.command("next_frame")), None, "next_frame")
+            tool.input(
+                ui_with(lambda u, t: u.set_tool(t)),
+                [tool],
+                outputs,
+                api_visibility="private",
+                concurrency_id=VIEW_GROUP,
+                concurrency_limit=None,
+            )
+            objects.input(
+                ui_with(lambda u, obj: u.select_object(obj)),
+                [objects],
+                outputs,
+                api_visibility="private",
+                concurrency_id=VIEW_GROUP,
+                concurrency_limit=None,
+            )
+
+            # --- object and history buttons
+            def add_object(name_text: str, request: gr.Request) -> tuple:
+                return draw(_raise_errors(self.interaction(request).add_object(name_text or None)), request)
+
+            on(buttons["add_object"].click, add_object, [name], "add_object")
+            on(buttons["remove_object"].click, ui(lambda u: u.remove_object()), None, "remove_object")
+            on(
+                buttons["rename_object"].click,
+                ui_with(lambda u, text: u.rename_object(None, text)),
+                [name],
+                "rename_object",
+            )
+            for command in ("undo", "redo", "clear_frame", "clear_object", "reset"):
+                on(
+                    buttons[command].click,
+                    gpu(60)(ui(lambda u, c=command: u.command(c))),
+                    None,
+                    command,
+                    group=MODEL_GROUP,
+                )
+
+            def segment_everything(pps: float, request: gr.Request) -> tuple:
+                ui_ = self.interaction(request)
+                return draw(_raise_errors(ui_.segment_everything(points_per_side=int(pps))), request)
+
+            on(
+                buttons["segment_everything"].click,
+                gpu(120)(segment_everything),
+                [points_per_side],
+                "segment_everything",
+                group=MODEL_GROUP,
+            )
+
+            # --- tracking, streamed, with Stop
+            def track(direction: str) -> Callable:
+                def run(request: gr.Request, progress=gr.Progress()) -> Iterator[tuple]:
+                    ui_ = self.interaction(request)
+                    last = 0.0
+                    view = None
+                    for view in ui_.propagate(direction):
+                        if view.progress is not None:
+                            p = view.progress
+                            progress((p.done, p.total), desc=f"Tracking {p.direction}, ~{p.eta_s:.0f} s left")
+                            if time.monotonic() - last < STREAM_INTERVAL_S:
+                                continue
+                            last = time.monotonic()
+                        yield draw(view if view.progress is not None else _raise_errors(view), request)
+
+                return run
+
+            track_events = [
+                on(
+                    buttons[f"propagate_{d}"].click,
+                    gpu(_track_seconds(self))(track(d)),
+                    None,
+                    f"propagate_{d}",
+                    group=MODEL_GROUP,
+                )
+                for d in ("backward", "both", "forward")
+            ]
+            buttons["stop"].click(
+                ui(lambda u: u.stop()),
+                None,
+                outputs,
+                cancels=track_events,
+                api_name="ui_stop",
+                api_visibility="undocumented",
+                concurrency_id=VIEW_GROUP,
+                concurrency_limit=None,
+            )
+
+            # --- keys: the browser sends the key name, the interaction layer decides
+            def on_key(text: str, request: gr.Request) -> tuple:
+                ui_ = self.interaction(request)
+                key, ctrl, shift = _parse_key(text)
+                return draw(_raise_errors(ui_.key(key, ctrl=ctrl, shift=shift)), request)
+
+            on(key_send.click, on_key, [key_box], "key", group=MODEL_GROUP)
+
+            # --- downloads
+            for kind, button in download_buttons.items():
+                button.click(
+                    self.export_handler(kind),
+                    None,
+                    download,
+                    api_name=f"export_{kind}",
+                    concurrency_id=VIEW_GROUP,
+                    concurrency_limit=None,
+                )
+
+            self._add_api(gpu)
+            demo.load(None, None, None, js=KEY_SCRIPT)
+            demo.unload(self.close_session)
+        demo.app_state = self  # for tests and tools: the registry and limits behind this Blocks
+        return demo
+
+    # ------------------------------------------------------------------------------------------ API
+    def _add_api(self, gpu: Callable) -> None:
+        """Scripting endpoints named after the engine verbs; each returns the view as JSON."""
+        app = self
+
+        def call(request: gr.Request, action: Callable[[Interaction], View]) -> dict:
+            return view_to_json(_raise_errors(action(app.interaction(request))))
+
+        def add_object(name: str = "", request: gr.Request = None) -> dict:
+            """Add an object (selected at once); ``name`` optional."""
+            return call(request, lambda u: u.add_object(name or None))
+
+        def select_object(obj: int, request: gr.Request = None) -> dict:
+            """Select the object prompts go to."""
+            return call(request, lambda u: u.select_object(int(obj)))
+
+        def rename_object(obj: int, name: str, request: gr.Request = None) -> dict:
+            """Rename an object."""
+            return call(request, lambda u: u.rename_object(int(obj), name))
+
+        def remove_object(obj: int, request: gr.Request = None) -> dict:
+            """Remove an object with its prompts and masks (undoable)."""
+            return call(request, lambda u: u.remove_object(int(obj)))
+
+        def add_point(
+            frame: int, obj: int, x: float, y: float, positive: bool = True, request: gr.Request = None
+        ) -> dict:
+            """Click on frame ``frame`` at frame pixel (x, y) for object ``obj`` (0: the selected one)."""
+            return call(request, lambda u: u.add_point(int(frame), int(obj) or None, x, y, bool(positive)))
+
+        def add_box(
+            frame: int, obj: int, x0: float, y0: float, x1: float, y1: float, request: gr.Request = None
+        ) -> dict:
+            """Give object ``obj`` (0: the selected one) a box on ``frame``, in frame pixels."""
+            return call(request, lambda u: u.add_box(int(frame), int(obj) or None, x0, y0, x1, y1))
+
+        def remove_point(frame: int, obj: int, index: int, request: gr.Request = None) -> dict:
+            """Remove click ``index`` (in the order given) of object ``obj`` on ``frame``."""
+            return call(request, lambda u: u.remove_point(int(frame), int(obj), int(index)))
+
+        def click(x: float, y: float, negative: bool = False, request: gr.Request = None) -> dict:
+            """A click on the displayed frame image (display pixels), as the browser sends it."""
+            return call(request, lambda u: u.click(x, y, negative=bool(negative)))
+
+        def set_tool(tool: str, request: gr.Request = None) -> dict:
+            """Choose the tool: positive, negative or box."""
+            return call(request, lambda u: u.set_tool(tool))
+
+        def go_to(frame: int, request: gr.Request = None) -> dict:
+            """Show a frame."""
+            return call(request, lambda u: u.go_to(int(frame)))
+
+        def command(name: str, request: gr.Request = None) -> dict:
+            """Run a command by name: undo, redo, clear_frame, clear_object, reset, next_frame, ..."""
+            return call(request, lambda u: u.command(name))
+
+        def key(key: str, request: gr.Request = None) -> dict:
+            """A key press (the shared key map), e.g. ``z`` or ``Ctrl+Shift+z``."""
+            k, ctrl, shift = _parse_key(key)
+            return call(request, lambda u: u.key(k, ctrl=ctrl, shift=shift))
+
+        def propagate(direction: str = "both", frame: int = -1, request: gr.Request = None) -> Iterator[dict]:
+            """Track from ``frame`` (-1: the current frame) forward, backward or both; streams progress."""
+            ui_ = app.interaction(request)
+            if frame >= 0:
+                ui_.go_to(int(frame))
+            for view in ui_.propagate(direction):
+                yield view_to_json(view if view.progress is not None else _raise_errors(view))
+
+        def stop(request: gr.Request = None) -> dict:
+            """Stop the running tracking run (frames done so far are kept)."""
+            return call(request, lambda u: u.stop())
+
+        def segment_everything(points_per_side: int = 16, request: gr.Request = None) -> dict:
+            """Automatic masks on the current frame; each becomes an object."""
+            return call(request, lambda u: u.segment_everything(points_per_side=int(points_per_side)))
+
+        def masks(frame: int, request: gr.Request = None) -> dict:
+            """The masks of a frame: object id -> run-length mask {"size": [H, W], "counts": [...]}."""
+            ui_ = app.interaction(request)
+            if ui_.session is None:
+                raise gr.Error("Upload a video or an image first.", print_exception=False)
+            try:
+                found = ui_.session.masks(int(frame))
+            except SessionError as error:
+                raise gr.Error(str(error), print_exception=False) from error
+            return {str(obj): encode_rle(mask) for obj, mask in found.items()}
+
+        def view(request: gr.Request = None) -> dict:
+            """The current view as JSON (frame, objects with timelines, status, enabled commands)."""
+            return call(request, lambda u: u.view())
+
+        model_calls = (
+            add_object,
+            select_object,
+            rename_object,
+            remove_object,
+            add_point,
+            add_box,
+            remove_point,
+            click,
+            command,
+            key,
+            segment_everything,
+        )
+        for fn in model_calls:
+            gr.api(gpu(60)(fn), api_name=fn.__name__, concurrency_id=MODEL_GROUP, concurrency_limit=1)
+        gr.api(
+            gpu(_track_seconds(self))(propagate),
+            api_name="propagate",
+            concurrency_id=MODEL_GROUP,
+            concurrency_limit=1,
+        )
+        for fn in (set_tool, go_to, stop, masks, view):
+            gr.api(fn, api_name=fn.__name__, concurrency_id=VIEW_GROUP, concurrency_limit=None)
+
+
+def gpu(duration: int | Callable[..., int]) -> Callable:
+    return _gpu(duration)
+
+
+def _track_seconds(app: App) -> Callable[..., int]:
+    """ZeroGPU duration of a tracking call: grows with the frames there are to track."""
+
+    def seconds(*args: Any, **kwargs: Any) -> int:
+        return int(30 + 0.5 * app.limits.max_frames)
+
+    return seconds
+
+
+def _parse_key(text: str) -> tuple[str, bool, bool]:
+    """ "Ctrl+Shift+z" -> ("z", True, True); "ArrowLeft" -> ("ArrowLeft", False, False)."""
+    parts = (text or "").split("+")
+    key = parts[-1] if parts[-1] else "+"
+    mods = {p.lower() for p in parts[:-1]}
+    return key, bool(mods & {"ctrl", "meta", "cmd"}), "shift" in mods
+
+
+# ============================================================================================== command line
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    defaults = AppLimits()
+    parser = argparse.ArgumentParser(prog="python app.py", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--model", default=DEFAULT_MODEL, help="Hugging Face model id (cached after the first run)"
+    )
+    parser.add_argument("--checkpoint", type=Path, help="a local official .pt checkpoint instead of --model")
+    parser.add_argument(
+        "--config", help="config of --checkpoint when its file name does not tell, e.g. sam2.1_hiera_tiny"
+    )
+    parser.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, mps")
+    parser.add_argument(
+        "--image-size", type=int, help="model input size (default: the model's, 1024); lower is faster"
+    )
+    parser.add_argument(
+        "--host",
+        default=None,
+        help="address to listen on (default $GRADIO_SERVER_NAME or 127.0.0.1; 0.0.0.0 for all)",
+    )
+    parser.add_argument("--port", type=int, default=None, help="default $GRADIO_SERVER_PORT or 7860")
+    parser.add_argument("--share", action="store_true", help="also serve on a public gradio.live link")
+    parser.add_argument("--max-upload-mb", type=float, default=defaults.max_upload_mb)
+    parser.add_argument(
+        "--max-seconds", type=float, default=defaults.max_seconds, help="longer videos are cut"
+    )
+    parser.add_argument("--max-frames", type=int, default=defaults.max_frames)
+    parser.add_argument(
+        "--max-side", type=int, default=defaults.max_side, help="larger frames are downscaled"
+    )
+    parser.add_argument("--max-sessions", type=int, default=defaults.max_sessions)
+    parser.add_argument("--session-ttl-min", type=float, default=defaults.session_ttl_min)
+    return parser.parse_args(argv)
+
+
+def limits_from_args(args: argparse.Namespace) -> AppLimits:
+    return AppLimits(
+        max_upload_mb=args.max_upload_mb,
+        max_seconds=args.max_seconds,
+        max_frames=args.max_frames,
+        max_side=args.max_side,
+        max_sessions=args.max_sessions,
+        session_ttl_min=args.session_ttl_min,
+    )
+
+
+def launch(demo: gr.Blocks, host: str | None, port: int | None, share: bool = False, **kwargs: Any):
+    """Queue and launch the app (what ``main`` and the tests do)."""
+    app: App = demo.app_state
+    demo.queue(default_concurrency_limit=1, max_size=256)
+    return demo.launch(
+        server_name=host,
+        server_port=port,
+        share=share,
+        max_file_size=f"{app.limits.max_upload_mb:g}mb",
+        footer_links=["api", "gradio"],
+        css=CSS,
+        **kwargs,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    predictor = load_predictor(args.model, args.checkpoint, args.config, args.device, args.image_size)
+    label = str(args.checkpoint) if args.checkpoint else args.model
+    app = App(predictor, limits_from_args(args), model_label=f"{label} on {predictor.device}")
+    app.start_sweeper()
+    launch(app.build(), args.host, args.port, share=args.share)
