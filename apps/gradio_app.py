@@ -162,7 +162,7 @@ KEY_SCRIPT = """
 
 CSS = """
 #sam2-key, #sam2-key-send { position: absolute !important; left: -10000px !important; width: 1px !important; }
-.sam2-objects div { padding: 2px 0; }
+.sam2-objects div { padding: 2px 0; }\n#sam2-timeline img { image-rendering: pixelated; width: 100%; }\n.sam2-legend { font-size: 0.8em; opacity: 0.8; }
 """
 
 
@@ -239,6 +239,10 @@ class App:
         ui = self.interaction(request)
         if session_file is None:
             raise gr.Error("Choose the session file (.json) to restore.", print_exception=False)
+        if media is None:
+            raise gr.Error(
+                "Upload the session's video or image together with its session file.", print_exception=False
+            )
         try:
             limits, notes = check_upload(media, self.limits)
         except SessionError as error:
@@ -282,6 +286,7 @@ class App:
                         type="numpy",
                         format="jpeg",
                         buttons=["fullscreen"],
+                        height=560,
                         elem_id="sam2-frame",
                     )
                     with gr.Row():
@@ -290,13 +295,18 @@ class App:
                         slider = gr.Slider(0, 1, value=0, step=1, label="Frame", interactive=False, scale=6)
                         buttons["next_frame"] = gr.Button("Next ▶", size="sm", elem_id="cmd-next_frame")
                     timeline_image = gr.Image(
-                        label="Objects over time (click to jump): bright = prompt, dim = mask, grey = stale, "
-                        "amber = doubtful",
+                        show_label=False,
+                        container=False,
                         interactive=False,
                         type="numpy",
                         format="png",
                         elem_id="sam2-timeline",
                         buttons=[],
+                    )
+                    gr.Markdown(
+                        "Timeline per object (click to jump): white-topped = your prompt, colour = mask, "
+                        "grey = stale (track again), amber = doubtful (check it).",
+                        elem_classes=["sam2-legend"],
                     )
                     status = gr.Markdown("Upload a video or an image to start.", elem_id="sam2-status")
                 with gr.Column(scale=2):
@@ -385,7 +395,7 @@ class App:
             def draw(view: View, request: gr.Request) -> tuple:
                 n = view.num_frames
                 timeline = (
-                    render_timelines(view.objects, n, view.frame, width=TIMELINE_WIDTH) if n > 1 else None
+                    render_timelines(view.objects, n, view.frame, width=TIMELINE_WIDTH, row_height=16) if n > 1 else None
                 )
                 return (
                     view.image,
@@ -451,7 +461,8 @@ class App:
                 gpu(60)(on_example),
                 None,
                 outputs,
-                api_visibility="private",
+                api_name="ui_example",
+                api_visibility="undocumented",
                 concurrency_id=MODEL_GROUP,
                 concurrency_limit=1,
             )
@@ -478,7 +489,8 @@ class App:
                 gpu(30)(on_select),
                 None,
                 outputs,
-                api_visibility="private",
+                api_name="ui_click",
+                api_visibility="undocumented",
                 concurrency_id=MODEL_GROUP,
                 concurrency_limit=1,
                 show_progress="minimal",
@@ -493,7 +505,8 @@ class App:
                 on_timeline,
                 None,
                 outputs,
-                api_visibility="private",
+                api_name="ui_timeline",
+                api_visibility="undocumented",
                 concurrency_id=VIEW_GROUP,
                 concurrency_limit=None,
                 show_progress="hidden",
@@ -504,7 +517,8 @@ class App:
                 ui_with(lambda u, frame: u.go_to(int(frame))),
                 [slider],
                 outputs,
-                api_visibility="private",
+                api_name="ui_go_to",
+                api_visibility="undocumented",
                 concurrency_id=VIEW_GROUP,
                 concurrency_limit=None,
                 trigger_mode="always_last",
@@ -516,7 +530,8 @@ class App:
                 ui_with(lambda u, t: u.set_tool(t)),
                 [tool],
                 outputs,
-                api_visibility="private",
+                api_name="ui_set_tool",
+                api_visibility="undocumented",
                 concurrency_id=VIEW_GROUP,
                 concurrency_limit=None,
             )
@@ -524,7 +539,8 @@ class App:
                 ui_with(lambda u, obj: u.select_object(obj)),
                 [objects],
                 outputs,
-                api_visibility="private",
+                api_name="ui_select_object",
+                api_visibility="undocumented",
                 concurrency_id=VIEW_GROUP,
                 concurrency_limit=None,
             )

@@ -1,0 +1,111 @@
+"""The web app in a real browser: Playwright driving Debian's Chromium against the launched app.
+
+Upload a clip, click on the frame and see the overlay appear under the click, add an object with the
+keyboard, track, and download the COCO JSON. Chromium must be installed (``.ci/run`` installs it with
+apt-get); a missing browser fails the test.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import pytest
+from app_helpers import running_app, write_clip
+from playwright.sync_api import expect, sync_playwright
+from session_helpers import disc_centre, torch_single_thread  # noqa: F401 (autouse fixture)
+
+from sam2_ui import Session
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCALE = 2  # the clip is 192 x 128: session_helpers' shapes at twice the size
+
+PIXEL_JS = """
+async ([src, x, y]) => {
+  const image = new Image();
+  image.src = src;
+  await image.decode();
+  const canvas = document.createElement('canvas');
+  canvas.width = image.naturalWidth;
+  canvas.height = image.naturalHeight;
+  const context = canvas.getContext('2d');
+  context.drawImage(image, 0, 0);
+  return Array.from(context.getImageData(x, y, 1, 1).data.slice(0, 3));
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = shutil.which("chromium")
+    assert executable, "Debian's chromium is not installed: apt-get install -y chromium"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def test_upload_click_track_and_download_in_chromium(browser, tmp_path):
+    clip = write_clip(tmp_path / "clip.mp4", num_frames=6, height=64 * SCALE, width=96 * SCALE)
+    with running_app(tmp_path / "app") as (app, url):
+        page = browser.new_page(viewport={"width": 1500, "height": 1100}, accept_downloads=True)
+        page.goto(url)
+        page.set_input_files("#sam2-upload input[type=file]", str(clip))
+        frame = page.locator("#sam2-frame img")
+        expect(frame).to_be_visible(timeout=60_000)
+        expect(page.locator("#sam2-status")).to_contain_text("Frame 1 of 6", timeout=30_000)
+
+        # Click on the disc, where the image shows it (the element may letterbox the picture).
+        before = frame.get_attribute("src")
+        natural = frame.evaluate("el => [el.naturalWidth, el.naturalHeight]")
+        assert natural == [96 * SCALE, 64 * SCALE]
+        box = frame.bounding_box()
+        scale = min(box["width"] / natural[0], box["height"] / natural[1])
+        left = (box["width"] - natural[0] * scale) / 2
+        top = (box["height"] - natural[1] * scale) / 2
+        cx, cy = (round(c * SCALE) for c in disc_centre(0))
+        pixel_before = page.evaluate(PIXEL_JS, [before, cx, cy])
+        frame.click(position={"x": left + (cx + 0.5) * scale, "y": top + (cy + 0.5) * scale})
+        page.wait_for_function(
+            "old => { const img = document.querySelector('#sam2-frame img'); return img && img.src !== old; }",
+            arg=before,
+            timeout=60_000,
+        )
+        after = frame.get_attribute("src")
+        pixel_after = page.evaluate(PIXEL_JS, [after, cx, cy])
+        assert max(abs(a - b) for a, b in zip(pixel_before, pixel_after)) > 40, (pixel_before, pixel_after)
+
+        # The server session got exactly that click, in frame pixels.
+        (interaction,) = [e.interaction for e in app.registry._entries.values()]
+        ((x, y, positive),) = interaction.session.prompts(0)[1].points
+        assert positive and abs(x - cx) <= 1 and abs(y - cy) <= 1
+
+        # The keyboard map: "a" adds an object.
+        page.locator("body").click(position={"x": 5, "y": 5})
+        page.keyboard.press("a")
+        expect(page.locator("#sam2-objects")).to_contain_text("2. object 2", timeout=30_000)
+
+        # Track both ways, then download the COCO JSON.
+        page.locator("#cmd-propagate_both").click()
+        expect(page.locator("#sam2-status")).to_contain_text(re.compile("Tracked both"), timeout=120_000)
+        page.locator("#dl-coco").click()
+        link = page.locator("#sam2-download a").first
+        expect(link).to_be_visible(timeout=30_000)
+        with page.expect_download() as download_info:
+            link.click()
+        path = download_info.value.path()
+        document = json.loads(open(path).read())
+        session: Session = interaction.session
+        expected = sum(
+            1 for f in range(session.num_frames) for m in session.masks(f).values() if m.any()
+        )
+        assert len(document["annotations"]) == expected > 0
+        page.close()
