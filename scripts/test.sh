@@ -2,6 +2,12 @@
 # Set up a fresh virtual environment and run the whole test suite (what CI runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The browser tests drive Debian's Chromium (Playwright cannot download browsers on the CI machines).
+if ! command -v chromium >/dev/null 2>&1; then
+  SUDO=$([ "$(id -u)" -eq 0 ] && echo "" || echo "sudo")
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq chromium >/dev/null
+fi
 VENV=${VENV:-.venv}
 python3 -m venv "$VENV"
 . "$VENV/bin/activate"
@@ -11,5 +17,5 @@ python -m pip install --quiet "torch==${TORCH_VERSION:-2.14.1}" "torchvision==${
 python -m pip install --quiet -e ".[test]"
 # The official implementation, for the parity tests only (never imported by the package).
 SAM2_BUILD_CUDA=0 python -m pip install --quiet --no-build-isolation "sam2==1.1.0"
-ruff check model sam2_ui apps tests benchmarks
+ruff check model sam2_ui apps tests benchmarks app.py
 python -m pytest "$@"

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Set up a virtual environment and start the web app on http://127.0.0.1:7860 (downloads SAM 2.1 tiny once).
+# Options go to app.py: --model ID | --checkpoint PATH [--config NAME], --device, --host, --port, --share, limits.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+python3 -m venv "$VENV"
+. "$VENV/bin/activate"
+python -m pip install --quiet --upgrade pip
+python -m pip install --quiet -r requirements.txt -e .
+python app.py "$@"
