@@ -17,7 +17,7 @@ EXAMPLE_IMAGE = ROOT / "examples" / "shapes.png"
 CLIP_NAME = "shapes_clip.mp4"
 CLIP_FPS = 12
 CLIP_FRAMES = 36
-CLIP_SIZE = (320, 192)  # width, height
+CLIP_SIZE = (640, 360)  # width, height
 
 
 def shapes_clip_frames(num_frames: int = CLIP_FRAMES, size: tuple[int, int] = CLIP_SIZE) -> np.ndarray:

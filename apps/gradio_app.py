@@ -138,10 +138,11 @@ def _escape(text: str) -> str:
 
 KEY_SCRIPT = """
 () => {
-  const keys = new Set(%s);
+  const keys = new Set(KEYS);
   document.addEventListener('keydown', (event) => {
     const target = event.target;
-    if (target && (target.tagName === 'INPUT' || target.tagName === 'TEXTAREA' || target.isContentEditable)) return;
+    const typing = target && (target.tagName === 'INPUT' || target.tagName === 'TEXTAREA');
+    if (typing || (target && target.isContentEditable)) return;
     let key = event.key;
     if (event.ctrlKey || event.metaKey) {
       if (!['z', 'Z', 'y', 'Y'].includes(key)) return;
@@ -158,11 +159,13 @@ KEY_SCRIPT = """
     setTimeout(() => send.click(), 30);
   });
 }
-""" % json.dumps(sorted(KEYMAP))
+""".replace("KEYS", json.dumps(sorted(KEYMAP)))
 
 CSS = """
 #sam2-key, #sam2-key-send { position: absolute !important; left: -10000px !important; width: 1px !important; }
-.sam2-objects div { padding: 2px 0; }\n#sam2-timeline img { image-rendering: pixelated; width: 100%; }\n.sam2-legend { font-size: 0.8em; opacity: 0.8; }
+.sam2-objects div { padding: 2px 0; }
+#sam2-timeline img { image-rendering: pixelated; width: 100%; }
+.sam2-legend { font-size: 0.8em; opacity: 0.8; }
 """
 
 
@@ -273,8 +276,8 @@ class App:
             gr.Markdown(
                 "## Segment Anything 2 — click objects, track them through the video\n"
                 "Upload a video or image (or pick an example), **add an object**, click on it "
-                "(click a point again to remove it), then **track**. Keys: `a` add object, `p`/`n`/`b` tools, "
-                "`z`/`y` undo/redo, `t` track, `Esc` stop, `←`/`→` frames."
+                "(click a point again to remove it), then **track**. Keys: `a` add object, "
+                "`p`/`n`/`b` tools, `z`/`y` undo/redo, `t` track, `Esc` stop, `←`/`→` frames."
                 + (f"  \nModel: {self.model_label}" if self.model_label else "")
             )
             key_state = gr.State(None)
@@ -395,7 +398,9 @@ class App:
             def draw(view: View, request: gr.Request) -> tuple:
                 n = view.num_frames
                 timeline = (
-                    render_timelines(view.objects, n, view.frame, width=TIMELINE_WIDTH, row_height=16) if n > 1 else None
+                    render_timelines(view.objects, n, view.frame, width=TIMELINE_WIDTH, row_height=16)
+                    if n > 1
+                    else None
                 )
                 return (
                     view.image,
@@ -580,7 +585,7 @@ class App:
 
             # --- tracking, streamed, with Stop
             def track(direction: str) -> Callable:
-                def run(request: gr.Request, progress=gr.Progress()) -> Iterator[tuple]:
+                def run(request: gr.Request, progress=gr.Progress()) -> Iterator[tuple]:  # noqa: B008
                     ui_ = self.interaction(request)
                     last = 0.0
                     view = None

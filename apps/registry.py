@@ -1,9 +1,9 @@
 """Server-side sessions of the web app: one `Interaction` per browser tab, found by a key.
 
-Only the key travels with the tab (Gradio's ``gr.State`` and ``session_hash``); sessions, frames and masks stay
-here. A session is closed when its tab unloads, after ``ttl_s`` seconds without use, or, when ``max_sessions``
-are open and another tab arrives, as the least recently used idle one. The next request of a tab whose session
-was closed is told why, and starts a fresh session.
+Only the key travels with the tab (Gradio's ``gr.State`` and ``session_hash``); sessions, frames and masks
+stay here. A session is closed when its tab unloads, after ``ttl_s`` seconds without use, or, when
+``max_sessions`` are open and another tab arrives, as the least recently used idle one. The next request of a
+tab whose session was closed is told why, and starts a fresh session.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ class SessionRegistry:
         return entry.workdir
 
     def close(self, key: str, reason: str | None = None) -> bool:
-        """Close a session (its tab went away, or ``reason`` to tell its user); returns whether it was open."""
+        """Close a session (its tab went away, or ``reason`` to tell its user); True if it was open."""
         with self._lock:
             entry = self._entries.pop(key, None)
             if entry is not None and reason:
@@ -144,7 +144,8 @@ class SessionRegistry:
             self._remember(
                 victim,
                 "Your session was closed to make room for another user (the app keeps "
-                f"{self.max_sessions} sessions). Upload your video again (or restore a downloaded session file).",
+                f"{self.max_sessions} sessions). Upload your video again (or restore a downloaded session "
+                "file).",
             )
         return closing
 

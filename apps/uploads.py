@@ -64,7 +64,8 @@ def check_upload(path: str | os.PathLike | None, limits: AppLimits) -> tuple[Lim
         )
     if suffix not in ACCEPTED:
         raise SessionError(
-            f"{path.name} is not a video or image this app reads: upload an mp4, mov, webm, mkv or avi video, "
+            f"{path.name} is not a video or image this app reads: "
+            "upload an mp4, mov, webm, mkv or avi video, "
             "or a jpg or png image."
         )
     if suffix not in VIDEO_SUFFIXES:

@@ -6,8 +6,8 @@ back bit for bit, so spilling never changes a result. Tracking reads only a slid
 plus the conditioning frames, so in practice the frames far behind the current one are the ones on disk.
 
 ``FrameOutput`` is one object's output on one frame: the heavy tensors (low-resolution mask logits and the
-bf16 memory features) live in the vault; the object pointer and score (about 1 KiB) stay in memory, since
-every step reads up to 16 of them. ``ObjectTrack`` gathers one object's prompts and outputs.
+bf16 memory features) live in the vault; the object pointer, score and predicted IoU (about 1 KiB) stay in
+memory, since every step reads up to 16 pointers. ``ObjectTrack`` gathers one object's prompts and outputs.
 """
 
 from __future__ import annotations
@@ -124,8 +124,9 @@ class FrameOutput:
     """One object's stored output on one frame.
 
     ``pred_masks`` 1, 1, S/4, S/4 fp32 logits (after hole filling); ``maskmem_features`` 1, 64, h, w bf16, or
-    None until the memory encoder has run on it; ``obj_ptr`` 1, 256; ``object_score_logits`` 1, 1.
-    Heavy tensors live in the vault and are released when the output is garbage collected.
+    None until the memory encoder has run on it; ``obj_ptr`` 1, 256; ``object_score_logits`` 1, 1;
+    ``iou`` 1, 1 the decoder's predicted IoU of the mask (1 for a mask prompt). Heavy tensors live in the
+    vault and are released when the output is garbage collected.
     """
 
     def __init__(
@@ -135,6 +136,7 @@ class FrameOutput:
         maskmem_features: torch.Tensor | None,
         obj_ptr: torch.Tensor,
         object_score_logits: torch.Tensor,
+        iou: torch.Tensor,
     ) -> None:
         bundle = {"pred_masks": pred_masks}
         if maskmem_features is not None:
@@ -145,6 +147,7 @@ class FrameOutput:
         self.has_memory = maskmem_features is not None
         self.obj_ptr = obj_ptr
         self.object_score_logits = object_score_logits
+        self.iou = iou
 
     @property
     def pred_masks(self) -> torch.Tensor:
@@ -157,7 +160,7 @@ class FrameOutput:
     def with_memory(self, maskmem_features: torch.Tensor) -> FrameOutput:
         """The same output with its memory features filled in."""
         return FrameOutput(
-            self._vault, self.pred_masks, maskmem_features, self.obj_ptr, self.object_score_logits
+            self._vault, self.pred_masks, maskmem_features, self.obj_ptr, self.object_score_logits, self.iou
         )
 
 
@@ -189,6 +192,14 @@ class ObjectTrack:
     def latest_output(self, frame_idx: int, is_cond: bool) -> FrameOutput | None:
         """The newest output on a frame: a pending prompt of that kind, else the stored one."""
         for outputs in (self.temp_outputs(is_cond), self.cond, self.non_cond):
+            out = outputs.get(frame_idx)
+            if out is not None:
+                return out
+        return None
+
+    def newest_output(self, frame_idx: int) -> FrameOutput | None:
+        """The newest output on a frame whatever its kind: a pending prompt, else the stored one."""
+        for outputs in (self.temp_cond, self.temp_non_cond, self.cond, self.non_cond):
             out = outputs.get(frame_idx)
             if out is not None:
                 return out

@@ -62,6 +62,11 @@ class HeadOutput:
     obj_ptr: torch.Tensor
     object_score_logits: torch.Tensor
 
+    @property
+    def iou(self) -> torch.Tensor:
+        """B, 1 predicted IoU of the chosen mask (the best candidate is the one with the highest)."""
+        return self.ious.max(dim=-1, keepdim=True).values
+
 
 class SAM2Model(nn.Module):
     """SAM 2 / SAM 2.1: image encoder, SAM heads, memory attention and memory encoder.

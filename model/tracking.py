@@ -50,12 +50,16 @@ class ObjectMemory:
 
 @dataclass
 class StepOutput:
-    """The result of one step: fp32 mask logits; ``maskmem_features`` fp32, or None if not encoded."""
+    """The result of one step: fp32 mask logits; ``maskmem_features`` fp32, or None if not encoded.
+
+    ``iou`` is the decoder's predicted IoU of the chosen mask (1 for a mask prompt).
+    """
 
     low_res_masks: torch.Tensor  # 1, 1, S/4, S/4
     high_res_masks: torch.Tensor  # 1, 1, S, S
     obj_ptr: torch.Tensor  # 1, 256
     object_score_logits: torch.Tensor  # 1, 1
+    iou: torch.Tensor  # 1, 1
     maskmem_features: torch.Tensor | None = None  # 1, 64, h, w
     maskmem_pos: torch.Tensor | None = None  # 1, 64, h, w
 
@@ -255,6 +259,7 @@ def track_step(
         high_res_masks=heads.high_res_masks,
         obj_ptr=heads.obj_ptr,
         object_score_logits=heads.object_score_logits,
+        iou=heads.iou,
     )
     if run_memory_encoder:
         out.maskmem_features, out.maskmem_pos = encode_memory(

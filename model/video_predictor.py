@@ -397,6 +397,30 @@ class SAM2VideoPredictor:
                 per_object.append(masks)
             yield frame_idx, obj_ids, self._to_video_res(state, torch.cat(per_object, dim=0))
 
+    # ------------------------------------------------------------------ quality
+    def frame_scores(self, inference_state: VideoState, frame_idx: int) -> dict[Any, tuple[float, float]]:
+        """How sure the model was of each object's newest mask on a frame.
+
+        The newest output is a prompt given since the last propagation, else the stored (prompted or
+        tracked) one: the output whose mask the last call touching this frame returned.
+        Returns:
+          object id -> (predicted IoU of the chosen mask, object score logit); the IoU is the decoder's
+          estimate (1.0 for a mask prompt), the logit is > 0 where the model judges the object present.
+          Objects without an output on the frame are absent.
+        """
+        state = inference_state
+        frame_idx = _check_frame(state, frame_idx)
+        ids, scores = [], []
+        for track in state.objects:
+            out = track.newest_output(frame_idx)
+            if out is not None:
+                ids.append(track.obj_id)
+                scores.append(torch.cat([out.iou.flatten(), out.object_score_logits.flatten()]).float())
+        if not scores:
+            return {}
+        values = torch.stack(scores).tolist()  # one device sync for every object
+        return {obj_id: (iou, score) for obj_id, (iou, score) in zip(ids, values)}
+
     # ------------------------------------------------------------------ internals
     def _prompt_kind(self, track: ObjectTrack, frame_idx: int) -> tuple[bool, bool, bool]:
         """For a prompt: (initial conditioning frame?, tracked in reverse?, stored as conditioning?)."""
@@ -424,6 +448,7 @@ class SAM2VideoPredictor:
             memory,
             step.obj_ptr,
             step.object_score_logits,
+            step.iou,
         )
         return out, masks
 

@@ -221,7 +221,7 @@ class Interaction:
         display_radius = self.marker_hit_px or max(4, round(min(w, h) * 0.018)) * 1.25
         return display_radius / mapping.scale
 
-    # ============================================================================================ engine verbs
+    # ========================================================================================= engine verbs
     def add_point(self, frame: int, obj: int | None, x: float, y: float, positive: bool = True) -> View:
         """A point in frame pixels on ``frame`` for ``obj`` (None: the selected object; one is added if the
         session has none)."""
@@ -323,7 +323,7 @@ class Interaction:
 
         return self._run(run, None)
 
-    # ============================================================================================ frames, tools
+    # ======================================================================================== frames, tools
     def go_to(self, frame: int) -> View:
         """Show ``frame`` (clamped to the video); a half-given box is dropped."""
         with self._lock:
@@ -384,7 +384,8 @@ class Interaction:
             rate = summary.done / summary.elapsed_s if summary.elapsed_s > 0 else 0.0
             self._note(
                 INFO,
-                f"{verb} {summary.direction}: {summary.done} of {summary.total} frames ({rate:.1f} frames/s).",
+                f"{verb} {summary.direction}: {summary.done} of {summary.total} frames "
+                f"({rate:.1f} frames/s).",
             )
         yield self.view()
 
@@ -426,7 +427,7 @@ class Interaction:
             return session.export_video(out / f"{stem}_overlay.mp4")
         return session.save(out / f"{stem}_session.json")
 
-    # ============================================================================================ commands, keys
+    # ======================================================================================= commands, keys
     def command(self, name: str, /, **kwargs: Any) -> View:
         """Run a command by its stable name (`COMMANDS`); propagation commands run to the end here (use
         `propagate` to stream). Unknown names give an error message."""
@@ -435,10 +436,8 @@ class Interaction:
         if name.startswith("tool_"):
             return self.set_tool(name[len("tool_") :])
         if name.startswith("propagate_"):
-            view = self.view()
-            for view in self.propagate(name[len("propagate_") :], every=10**9):
-                pass
-            return view
+            views = list(self.propagate(name[len("propagate_") :], every=10**9))
+            return views[-1]
         handler = self._handlers().get(name)
         if handler is None:
             return self._error(f"Unknown command {name!r}.")

@@ -26,19 +26,28 @@ class MaskEntry:
     bits: ``np.packbits`` of the H*W row-major mask, or None for an empty mask (the object is absent there).
     origin: `PROMPT` or `PROPAGATION`.
     clock: the session's edit clock when the mask was computed (for stale-mask bookkeeping).
+    iou: the model's predicted IoU of the mask, or None if unknown (see `quality`).
+    score: the model's object score logit (> 0: the object is there), or None if unknown.
+    area: the mask's pixel count (`from_mask` counts it).
     """
 
     bits: np.ndarray | None
     origin: str
     clock: int
+    iou: float | None = None
+    score: float | None = None
+    area: int = 0
 
     @classmethod
-    def from_mask(cls, mask: np.ndarray, origin: str, clock: int) -> MaskEntry:
+    def from_mask(
+        cls, mask: np.ndarray, origin: str, clock: int, iou: float | None = None, score: float | None = None
+    ) -> MaskEntry:
         mask = np.asarray(mask, dtype=bool)
-        bits = np.packbits(mask.ravel()) if mask.any() else None
+        area = int(np.count_nonzero(mask))
+        bits = np.packbits(mask.ravel()) if area else None
         if bits is not None:
             bits.flags.writeable = False
-        return cls(bits, origin, clock)
+        return cls(bits, origin, clock, iou, score, area)
 
     @property
     def empty(self) -> bool:
@@ -80,6 +89,10 @@ class MaskStore:
     def masks(self, frame: int) -> dict[int, np.ndarray]:
         """The frame's masks as new H, W bool arrays, by object id in increasing order."""
         return {obj: entry.mask(self.shape) for obj, entry in self.entries(frame).items()}
+
+    def of_object(self, obj: int) -> dict[int, MaskEntry]:
+        """One object's entries by frame, in frame order."""
+        return {frame: masks[obj] for frame, masks in sorted(self._frames.items()) if obj in masks}
 
     def keys(self, obj: int | None = None) -> list[Key]:
         """(frame, object) keys holding an entry, optionally of one object only, sorted."""

@@ -10,7 +10,8 @@ Layout (``"format": "sam2-ui-session"``, ``"version": 1``):
 - ``objects`` (id, name, colour), ``next_object_id``, ``selected``;
 - ``log``: the prompt log (`prompts.action_to_json`), which replays to the predictor's state;
 - ``masks``: every stored mask as exact run lengths, with its origin and clock, plus ``prompt_clocks`` and
-  ``clock``, so stale frames survive the round trip;
+  ``clock``, so stale frames survive the round trip; ``iou`` and ``score`` (the model's predicted IoU and
+  object score logit) where known: optional, files written without them still load;
 - ``model``: the network's image size, for a warning when loading with another model.
 
 The undo history is not saved: a loaded session starts with nothing to undo.
@@ -81,10 +82,21 @@ def to_document(session: Session) -> dict[str, Any]:
                 "origin": entry.origin,
                 "clock": entry.clock,
                 "rle": encode_rle(entry.mask(store.shape)),
+                **_quality(entry),
             }
             for (frame, obj), entry in store.items()
         ],
     }
+
+
+def _quality(entry: MaskEntry) -> dict[str, float]:
+    values = {"iou": entry.iou, "score": entry.score}
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def _number(record: dict[str, Any], key: str) -> float | None:
+    value = record.get(key)
+    return None if value is None else float(value)
 
 
 def write(document: dict[str, Any], path: Path) -> Path:
@@ -119,8 +131,9 @@ def load(cls: type[Session], path: Path, predictor: Any, source: Any, replay: bo
                 if record["origin"] not in ORIGINS:
                     raise ValueError(f"unknown mask origin {record['origin']!r}")
                 mask = decode_rle(record["rle"])
+                iou, score = _number(record, "iou"), _number(record, "score")
                 entries[int(record["frame"]), int(record["object"])] = MaskEntry.from_mask(
-                    mask, record["origin"], int(record["clock"])
+                    mask, record["origin"], int(record["clock"]), iou, score
                 )
         prompt_clocks = {int(obj): int(clock) for obj, clock in document["prompt_clocks"].items()}
         fps = float(video["fps"])

@@ -53,8 +53,12 @@ from .prompts import (
     read_only,
 )
 from .propagation import PropagationProgress, PropagationSummary, plan_legs
+from .quality import DoubtRule, doubtful_frames
 from .render import DisplayMapping, render_frame
-from .tracker import Tracker
+from .tracker import FrameResult, Scores, Tracker
+
+RECENT_RUN_WEIGHT = 0.5
+"""In `seconds_per_frame`, each tracking run counts this much less than the run after it."""
 
 
 class Session:
@@ -83,6 +87,10 @@ class Session:
         self._cancel = threading.Event()
         self._last_run: PropagationSummary | None = None
         self._last_mapping: DisplayMapping | None = None
+        self._timed_seconds = 0.0  # decayed sums over tracking runs, for seconds_per_frame
+        self._timed_frames = 0.0
+        self.doubt_rule = DoubtRule()
+        """What `doubtful_frames` flags; replace it to change the thresholds."""
 
     # ============================================================================================ media
     @classmethod
@@ -390,6 +398,32 @@ class Session:
                 }
             )
 
+    def doubtful_frames(self, obj: int | None = None) -> list[int]:
+        """Frames where a mask of one object (or of any) deserves a second look, by `doubt_rule`.
+
+        A mask is doubtful where the model rated it poorly, was unsure the object is there, or where it
+        changed size suddenly from the object's previous mask (see `quality.DoubtRule`). Frames with the
+        object's prompts are never doubtful: the user decided them.
+        """
+        with self._lock:
+            objects = self._objects.ids if obj is None else [self._objects.get(obj).id]
+            frames: set[int] = set()
+            for o in objects:
+                entries = self._store.of_object(o)
+                frames.update(doubtful_frames(entries, set(self._table.frames(o)), self.doubt_rule))
+        return sorted(frames)
+
+    def mask_quality(self, frame: int) -> dict[int, tuple[float | None, float | None, int]]:
+        """Object id -> (predicted IoU, object score logit, area in pixels) of each mask on a frame.
+
+        The IoU and score are what the model said of the mask (None when unknown, as for masks loaded from
+        a session file saved before they were kept); a score > 0 means the model judged the object present.
+        """
+        frame = self._check_frame(frame)
+        with self._lock:
+            entries = self._store.entries(frame)
+        return {obj: (e.iou, e.score, e.area) for obj, e in entries.items()}
+
     # ============================================================================================ history
     @property
     def can_undo(self) -> bool:
@@ -462,6 +496,34 @@ class Session:
             return self._propagating
 
     @property
+    def seconds_per_frame(self) -> float | None:
+        """Measured seconds per tracked frame over this session's tracking runs, recent runs weighted more
+        (each run weighs `RECENT_RUN_WEIGHT` as much as the one after it); None before any frame was tracked.
+
+        Counts the model's work per frame, not the time a consumer of `propagate` spends between frames.
+        """
+        with self._lock:
+            if self._timed_frames <= 0:
+                return None
+            return self._timed_seconds / self._timed_frames
+
+    def estimate_seconds(
+        self, direction: str = "forward", start: int | None = None, end: int | tuple[int, int] | None = None
+    ) -> tuple[int, float | None]:
+        """How many frames `propagate` with these arguments would track, and about how many seconds it would
+        take (None until `seconds_per_frame` is measured). Raises `SessionError` as `propagate` would."""
+        with self._lock:
+            _, legs = plan_legs(direction, start, end, self.num_frames, self._table.frames())
+        frames = sum(leg.count for leg in legs)
+        per_frame = self.seconds_per_frame
+        return frames, None if per_frame is None else frames * per_frame
+
+    def _time_run(self, seconds: float, frames: int) -> None:
+        if frames:
+            self._timed_seconds = self._timed_seconds * RECENT_RUN_WEIGHT + seconds
+            self._timed_frames = self._timed_frames * RECENT_RUN_WEIGHT + frames
+
+    @property
     def last_propagation(self) -> PropagationSummary | None:
         """How the last tracking run ended (frames done, planned, cancelled, seconds)."""
         with self._lock:
@@ -485,6 +547,7 @@ class Session:
         total = sum(leg.count for leg in legs)
         done_legs: list[Leg] = []
         done, began, cancelled = 0, time.perf_counter(), False
+        working = 0.0  # seconds spent tracking, not waiting for the consumer
         try:
             for leg in legs:
                 steps = self._tracker.leg(leg)
@@ -494,13 +557,15 @@ class Session:
                         if self._cancel.is_set():
                             cancelled = True
                             break
+                        step_began = time.perf_counter()
                         with self._model_lock:
-                            frame, masks = self._next_frame(steps, done)
+                            frame, masks, scores = self._next_frame(steps, done)
                         count += 1
                         done += 1
                         with self._lock:
-                            self._store_tracked(change, frame, masks, clock)
+                            self._store_tracked(change, frame, masks, scores, clock)
                             shown = self._store.entries(frame)
+                        working += time.perf_counter() - step_began
                         elapsed = time.perf_counter() - began
                         yield PropagationProgress(
                             frame_index=frame,
@@ -530,10 +595,11 @@ class Session:
                 self._last_run = PropagationSummary(
                     direction, start, done, total, cancelled, time.perf_counter() - began
                 )
+                self._time_run(working, done)
                 self._propagating = False
                 self._cancel.clear()
 
-    def _next_frame(self, steps: Iterator, done: int) -> tuple[int, dict[int, np.ndarray]]:
+    def _next_frame(self, steps: Iterator[FrameResult], done: int) -> FrameResult:
         try:
             return next(steps)
         except RuntimeError as error:
@@ -548,10 +614,13 @@ class Session:
             self._tracker.invalidate()
             raise
 
-    def _store_tracked(self, change: Change, frame: int, masks: dict[int, np.ndarray], clock: int) -> None:
+    def _store_tracked(
+        self, change: Change, frame: int, masks: dict[int, np.ndarray], scores: Scores, clock: int
+    ) -> None:
         for obj, mask in masks.items():
             origin = PROMPT if (frame, obj) in self._table else PROPAGATION
-            change.put_mask(frame, obj, MaskEntry.from_mask(mask, origin, clock))
+            iou, score = scores.get(obj, (None, None))
+            change.put_mask(frame, obj, MaskEntry.from_mask(mask, origin, clock, iou, score))
 
     # ============================================================================================ images
     def segment_everything(self, frame: int = 0, **amg_kwargs: Any) -> list[int]:
@@ -761,12 +830,13 @@ class Session:
 
     def _apply_effect(self, change: Change, action: Action, result: Any, clock: int) -> None:
         if isinstance(action, PROMPT_ACTIONS):
-            frame, masks = result
+            frame, masks, scores = result
             updated = [action.obj]
             if getattr(self._predictor, "non_overlap_masks", False):
                 updated += [o for o in self._store.entries(frame) if o != action.obj and o in masks]
             for obj in updated:
-                change.put_mask(frame, obj, MaskEntry.from_mask(masks[obj], PROMPT, clock))
+                iou, score = scores.get(obj, (None, None))
+                change.put_mask(frame, obj, MaskEntry.from_mask(masks[obj], PROMPT, clock, iou, score))
             change.set_clock(action.obj, clock)
         elif isinstance(action, ClearFrame):
             change.put_mask(action.frame, action.obj, None)
@@ -837,9 +907,9 @@ class Session:
             for action in log:
                 self._clock += 1
                 if isinstance(action, Propagate):
-                    for frame, masks in self._tracker.replay_propagation(action):
+                    for frame, masks, scores in self._tracker.replay_propagation(action):
                         with self._lock:
-                            self._store_tracked(change, frame, masks, self._clock)
+                            self._store_tracked(change, frame, masks, scores, self._clock)
                 else:
                     result = self._tracker.run(action)
                     with self._lock:

@@ -22,7 +22,7 @@ SWATCH = 14  # pixels at the left of each row
 
 
 def timeline_columns(timeline: str, columns: int) -> str:
-    """``timeline`` squeezed (or stretched) to ``columns`` codes; each column shows its most important code."""
+    """``timeline`` squeezed (or stretched) to ``columns`` codes; a column shows its most important code."""
     n = len(timeline)
     if n == 0 or columns < 1:
         return ""

@@ -10,7 +10,7 @@ about masks shown to a person, objects' names, or history: that is `Session`'s j
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -28,7 +28,16 @@ from .prompts import (
     SetPoints,
 )
 
-FrameResult = tuple[int, dict[int, np.ndarray]]  # frame index, object id -> H, W bool mask
+Scores = dict[int, tuple[float, float]]  # object id -> (predicted IoU, object score logit)
+
+
+class FrameResult(NamedTuple):
+    """One frame's result: its index, object id -> H, W bool mask, and object id -> (predicted IoU,
+    object score logit) of those masks (empty for a predictor without ``frame_scores``)."""
+
+    frame: int
+    masks: dict[int, np.ndarray]
+    scores: Scores
 
 
 class Tracker:
@@ -62,7 +71,8 @@ class Tracker:
         return len(todo)
 
     def run(self, action: Action) -> FrameResult | None:
-        """Run one action that is not a `Propagate`; prompts return their frame's masks (all objects)."""
+        """Run one action that is not a `Propagate`; prompts return their frame's masks and scores (all
+        objects)."""
         try:
             result = self._call(action)
         except BaseException:
@@ -80,7 +90,7 @@ class Tracker:
         )
         try:
             for frame_idx, obj_ids, logits in frames:
-                yield frame_idx, _masks(obj_ids, logits)
+                yield FrameResult(frame_idx, _masks(obj_ids, logits), self._scores(frame_idx))
         finally:
             frames.close()
 
@@ -145,7 +155,13 @@ class Tracker:
         else:
             raise TypeError(f"cannot run {action!r} here")
         frame_idx, obj_ids, logits = out
-        return frame_idx, _masks(obj_ids, logits)
+        return FrameResult(frame_idx, _masks(obj_ids, logits), self._scores(frame_idx))
+
+    def _scores(self, frame_idx: int) -> Scores:
+        frame_scores = getattr(self.predictor, "frame_scores", None)
+        if frame_scores is None:
+            return {}
+        return {int(obj_id): score for obj_id, score in frame_scores(self.state, frame_idx).items()}
 
 
 def _masks(obj_ids: list, logits: Any) -> dict[int, np.ndarray]:

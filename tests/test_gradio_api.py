@@ -202,9 +202,24 @@ def test_two_clients_keep_separate_sessions(app, clip):
 def test_api_page_lists_the_engine_verbs(app):
     info = Client(app[1], verbose=False).view_api(print_info=False, return_format="dict")
     endpoints = set(info["named_endpoints"])
-    for verb in ("/open", "/add_point", "/add_box", "/remove_point", "/propagate", "/stop", "/command",
-                 "/export_pngs", "/export_davis", "/export_coco", "/export_video", "/export_session",
-                 "/load_session", "/masks", "/add_object", "/segment_everything"):
+    for verb in (
+        "/open",
+        "/add_point",
+        "/add_box",
+        "/remove_point",
+        "/propagate",
+        "/stop",
+        "/command",
+        "/export_pngs",
+        "/export_davis",
+        "/export_coco",
+        "/export_video",
+        "/export_session",
+        "/load_session",
+        "/masks",
+        "/add_object",
+        "/segment_everything",
+    ):
         assert verb in endpoints, verb
 
 
@@ -221,4 +236,6 @@ def test_segment_everything_on_an_image_makes_objects(app, tmp_path):
         found = direct.segment_everything(0, points_per_side=8)
         assert [o["id"] for o in view["objects"]] == found
         got = masks_from_api(client.predict(0, api_name="/masks"))
-        assert_same_masks({(0, k): v for k, v in got.items()}, {(0, k): v for k, v in direct.masks(0).items()})
+        assert_same_masks(
+            {(0, k): v for k, v in got.items()}, {(0, k): v for k, v in direct.masks(0).items()}
+        )

@@ -20,8 +20,8 @@ from session_helpers import (
 )
 
 import sam2_ui.media
-from sam2_ui import Session
 from apps.uploads import AppLimits
+from sam2_ui import Session
 
 LIMITS = AppLimits(max_upload_mb=1, max_seconds=60, max_frames=300, max_side=512, max_sessions=8)
 
@@ -147,7 +147,9 @@ def test_a_session_file_naming_a_server_path_reads_only_the_uploaded_media(
     forged.write_text(json.dumps(document))
     client = Client(app[1], verbose=False)
     opened_paths.clear()
-    view = client.predict(handle_file(str(forged)), handle_file(str(clip)), api_name="/load_session")[VIEW_JSON]
+    view = client.predict(handle_file(str(forged)), handle_file(str(clip)), api_name="/load_session")[
+        VIEW_JSON
+    ]
     assert [o["id"] for o in view["objects"]] == [1]
     got = {(0, o): m for o, m in masks_from_api(client.predict(0, api_name="/masks")).items()}
     assert_same_masks(got, {k: v for k, v in expected.items() if k[0] == 0})
@@ -155,7 +157,9 @@ def test_a_session_file_naming_a_server_path_reads_only_the_uploaded_media(
     for source in opened_paths:
         assert Path(source).name == clip.name and "etc" not in Path(source).parts, source
     # Without its media, the file is refused: the path inside is never a fallback.
-    assert "Upload the session's video" in error_of(client, handle_file(str(forged)), None, api_name="/load_session")
+    assert "Upload the session's video" in error_of(
+        client, handle_file(str(forged)), None, api_name="/load_session"
+    )
     still_works(client, clip)
 
 

@@ -63,19 +63,21 @@ def test_upload_click_track_and_download_in_chromium(browser, tmp_path):
         expect(frame).to_be_visible(timeout=60_000)
         expect(page.locator("#sam2-status")).to_contain_text("Frame 1 of 6", timeout=30_000)
 
-        # Click on the disc, where the image shows it (the element may letterbox the picture).
+        # Click on the disc, where the image shows it: Gradio shows an image scaled down to fit its box, never
+        # up, centred (CSS object-fit: scale-down), and maps clicks back the same way.
         before = frame.get_attribute("src")
         natural = frame.evaluate("el => [el.naturalWidth, el.naturalHeight]")
         assert natural == [96 * SCALE, 64 * SCALE]
         box = frame.bounding_box()
-        scale = min(box["width"] / natural[0], box["height"] / natural[1])
+        scale = min(box["width"] / natural[0], box["height"] / natural[1], 1.0)
         left = (box["width"] - natural[0] * scale) / 2
         top = (box["height"] - natural[1] * scale) / 2
         cx, cy = (round(c * SCALE) for c in disc_centre(0))
         pixel_before = page.evaluate(PIXEL_JS, [before, cx, cy])
         frame.click(position={"x": left + (cx + 0.5) * scale, "y": top + (cy + 0.5) * scale})
         page.wait_for_function(
-            "old => { const img = document.querySelector('#sam2-frame img'); return img && img.src !== old; }",
+            "old => { const img = document.querySelector('#sam2-frame img'); "
+            "return img && img.src !== old; }",
             arg=before,
             timeout=60_000,
         )
@@ -104,8 +106,23 @@ def test_upload_click_track_and_download_in_chromium(browser, tmp_path):
         path = download_info.value.path()
         document = json.loads(open(path).read())
         session: Session = interaction.session
-        expected = sum(
-            1 for f in range(session.num_frames) for m in session.masks(f).values() if m.any()
-        )
+        expected = sum(1 for f in range(session.num_frames) for m in session.masks(f).values() if m.any())
         assert len(document["annotations"]) == expected > 0
+        page.close()
+
+
+def test_a_bad_upload_shows_a_message_and_the_tab_keeps_working_in_chromium(browser, tmp_path):
+    clip = write_clip(tmp_path / "clip.mp4")
+    notes = tmp_path / "notes.mp4"
+    notes.write_text("not a video at all\n" * 50)
+    with running_app(tmp_path / "app") as (app, url):
+        page = browser.new_page(viewport={"width": 1500, "height": 1100})
+        page.goto(url)
+        frame = page.locator("#sam2-frame img")
+        page.set_input_files("#sam2-upload input[type=file]", str(notes))
+        expect(page.get_by_text(re.compile("is not a readable video")).first).to_be_visible(timeout=30_000)
+        page.locator("#sam2-upload button[aria-label='Clear']").first.click()
+        page.set_input_files("#sam2-upload input[type=file]", str(clip))
+        expect(page.locator("#sam2-status")).to_contain_text("Frame 1 of 6", timeout=30_000)
+        expect(frame).to_be_visible()
         page.close()

@@ -32,7 +32,9 @@ IMAGE, SLIDER, TIMELINE, OBJECTS, OBJECTS_HTML, STATUS, VIEW, KEY = range(8)
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    app = App(predictor(), TEST_LIMITS, display_size=(WIDTH, HEIGHT), work_root=tmp_path_factory.mktemp("app"))
+    app = App(
+        predictor(), TEST_LIMITS, display_size=(WIDTH, HEIGHT), work_root=tmp_path_factory.mktemp("app")
+    )
     app.demo = app.build()
     yield app
     app.registry.close_all()
@@ -70,15 +72,28 @@ def test_every_button_and_event_has_a_handler(app):
     names = {f.api_name for f in app.demo.fns.values()}
     for command in BUTTON_COMMANDS:
         assert f"ui_{command}" in names, command
-    for name in ("open", "load_session", "ui_click", "ui_timeline", "ui_go_to", "ui_set_tool", "ui_key",
-                 "ui_select_object", "ui_example", "export_pngs", "export_session"):
+    for name in (
+        "open",
+        "load_session",
+        "ui_click",
+        "ui_timeline",
+        "ui_go_to",
+        "ui_set_tool",
+        "ui_key",
+        "ui_select_object",
+        "ui_example",
+        "export_pngs",
+        "export_session",
+    ):
         assert name in names, name
 
 
 def test_a_whole_session_through_the_handlers(app, clip):
     tab = Tab(app, "handlers-1")
     out = tab("open", str(clip))
-    assert out[IMAGE].shape == (HEIGHT, WIDTH, 3) and out[VIEW]["num_frames"] == 6 and out[KEY] == "handlers-1"
+    assert (
+        out[IMAGE].shape == (HEIGHT, WIDTH, 3) and out[VIEW]["num_frames"] == 6 and out[KEY] == "handlers-1"
+    )
     assert out[SLIDER]["maximum"] == 5 and out[SLIDER]["interactive"]
     out = tab("ui_add_object", "ball")
     assert out[OBJECTS]["choices"] == [("1. ball", 1)] and out[OBJECTS]["value"] == 1
@@ -177,7 +192,7 @@ def test_key_names_from_the_browser_parse_with_their_modifiers():
     assert _parse_key("+") == ("+", False, False)
 
 
-# ------------------------------------------------------------------------------------------------ registry
+# ------------------------------------------------------------------------------------------------- registry
 def registry(tmp_path, **kwargs) -> SessionRegistry:
     return SessionRegistry(lambda: Interaction(predictor()), root=tmp_path, **kwargs)
 
@@ -198,7 +213,9 @@ def test_the_registry_closes_the_least_recently_used_session_and_tells_its_user(
 def test_the_registry_never_closes_a_tracking_session_and_says_when_full(tmp_path, monkeypatch):
     reg = registry(tmp_path, max_sessions=1)
     ui, _ = reg.get("busy")
-    monkeypatch.setattr(ui, "session", SimpleNamespace(is_propagating=True, cancel=lambda: None, close=lambda: None))
+    monkeypatch.setattr(
+        ui, "session", SimpleNamespace(is_propagating=True, cancel=lambda: None, close=lambda: None)
+    )
     with pytest.raises(SessionError, match="The app is busy"):
         reg.get("newcomer")
     assert "busy" in reg
@@ -213,13 +230,15 @@ def test_idle_sessions_expire_after_the_time_to_live(tmp_path):
     reg.close_all()
 
 
-# ------------------------------------------------------------------------------------------------ uploads
+# -------------------------------------------------------------------------------------------------- uploads
 def test_a_long_video_is_cut_to_its_first_seconds_with_a_note(tmp_path):
     clip = write_clip(tmp_path / "long.mp4", num_frames=40)  # 4 s at 10 fps
     limits, notes = check_upload(clip, AppLimits(max_seconds=2))
     assert limits.max_frames == 20
-    assert notes == ["long.mp4 lasts 4 s; this app works on its first 2 s (20 frames at 10 fps). "
-                     "Trim the video to segment a later part."]
+    assert notes == [
+        "long.mp4 lasts 4 s; this app works on its first 2 s (20 frames at 10 fps). "
+        "Trim the video to segment a later part."
+    ]
     ui = Interaction(predictor(), limits)
     assert ui.open(clip).num_frames == 20
     ui.close()
@@ -248,7 +267,7 @@ def test_large_frames_are_downscaled_with_a_message(tmp_path):
     ui.close()
 
 
-# ------------------------------------------------------------------------------------------------ model loading
+# -------------------------------------------------------------------------------------------- model loading
 def test_missing_weights_offline_end_with_one_message_saying_how_to_get_them(hub_cache):
     with pytest.raises(ModelLoadError) as info:
         load_predictor("facebook/sam2.1-hiera-tiny", device="cpu")
@@ -270,7 +289,9 @@ def test_the_app_loads_an_official_format_checkpoint(tmp_path):
 
     from model import build_sam2
 
-    path = save_official_checkpoint(build_sam2("sam2.1_hiera_tiny", None, device="cpu"), tmp_path / "sam2.1_hiera_tiny.pt")
+    path = save_official_checkpoint(
+        build_sam2("sam2.1_hiera_tiny", None, device="cpu"), tmp_path / "sam2.1_hiera_tiny.pt"
+    )
     loaded = load_predictor(checkpoint=path, device="cpu", image_size=256)
     assert loaded.image_size == 256
     args = parse_args(["--checkpoint", str(path), "--max-seconds", "5", "--port", "7999"])

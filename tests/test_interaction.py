@@ -100,7 +100,7 @@ def names(calls) -> list[str]:
     return [c[0] for c in calls]
 
 
-# ------------------------------------------------------------------------------------------------ before media
+# --------------------------------------------------------------------------------------------- before media
 def test_click_before_any_upload_says_upload_first_and_enables_only_open():
     ui = Interaction(predictor())
     view = ui.click(10, 10)
@@ -119,7 +119,7 @@ def test_unreadable_upload_gives_an_error_and_keeps_the_open_session(ui, tmp_pat
     assert view.num_frames == NUM_FRAMES and state_of(ui.session) == before
 
 
-# ------------------------------------------------------------------------------------------------ clicks
+# --------------------------------------------------------------------------------------------------- clicks
 def test_first_click_adds_an_object_and_a_positive_point_at_the_mapped_frame_pixel(ui):
     cx, cy = disc_centre(0)
     u, v = display_of(cx, cy)
@@ -204,13 +204,13 @@ def test_clicks_map_to_the_same_frame_pixel_at_any_display_size(frames, display)
     target = (61.0, 17.0)
     u, v = mapping.to_display(*target)
     ui.click(u, v)
-    (x, y, _), = ui.session.prompts(0)[1].points
+    ((x, y, _),) = ui.session.prompts(0)[1].points
     assert (x, y) == pytest.approx(target, abs=1e-6)
     assert ui.view().image.shape[:2] == mapping.display_size[::-1]
     ui.close()
 
 
-# ------------------------------------------------------------------------------------------------ keys and commands
+# ---------------------------------------------------------------------------------------- keys and commands
 def test_every_key_names_a_command_and_every_keyed_command_runs(ui):
     assert set(KEYMAP.values()) <= set(COMMANDS)
     ui.click(*display_of(*disc_centre(0)))
@@ -234,7 +234,14 @@ def test_keyboard_sequence_drives_objects_tools_undo_and_frames(ui):
     assert ui.key("y").objects[0].timeline[0] == PROMPTED
     ui.key("z", ctrl=True)
     assert ui.key("z", ctrl=True, shift=True).objects[0].timeline[0] == PROMPTED
-    assert [ui.key(k).frame for k in ("ArrowRight", ".", ",", "End", "Home", "ArrowLeft")] == [1, 2, 1, 5, 0, 0]
+    assert [ui.key(k).frame for k in ("ArrowRight", ".", ",", "End", "Home", "ArrowLeft")] == [
+        1,
+        2,
+        1,
+        5,
+        0,
+        0,
+    ]
     assert names(ui.calls).count("undo") == 2 and names(ui.calls).count("redo") == 2
     assert command_for_key("q") is None and ui.key("q").errors == []
 
@@ -280,7 +287,7 @@ def test_enabled_buttons_follow_the_state(ui, frames):
     image.close()
 
 
-# ------------------------------------------------------------------------------------------------ tracking
+# ------------------------------------------------------------------------------------------------- tracking
 def test_propagation_streams_views_that_follow_the_tracked_frame(ui):
     ui.click(*display_of(*disc_centre(0)))
     views = list(ui.propagate("forward"))
@@ -355,7 +362,7 @@ def test_estimate_before_a_run_uses_the_seconds_per_frame_measured(ui):
     assert seconds == pytest.approx(count * ui.session.seconds_per_frame)
 
 
-# ------------------------------------------------------------------------------------------------ exports, load
+# -------------------------------------------------------------------------------------------- exports, load
 def test_exports_write_each_kind_with_the_session_masks(ui, tmp_path):
     ui.click(*display_of(*disc_centre(0)))
     list(ui.propagate("forward"))

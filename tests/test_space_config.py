@@ -55,15 +55,35 @@ def test_app_py_help_lists_the_model_and_limit_options():
         [sys.executable, "app.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert out.returncode == 0, out.stderr
-    for option in ("--model", "--checkpoint", "--config", "--device", "--host", "--port", "--share",
-                   "--max-upload-mb", "--max-seconds", "--max-side", "--max-sessions"):
+    for option in (
+        "--model",
+        "--checkpoint",
+        "--config",
+        "--device",
+        "--host",
+        "--port",
+        "--share",
+        "--max-upload-mb",
+        "--max-seconds",
+        "--max-side",
+        "--max-sessions",
+    ):
         assert option in out.stdout, option
 
 
 def test_app_py_without_weights_offline_ends_with_one_message(tmp_path):
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path)}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_CACHE": str(tmp_path),
+    }
     out = subprocess.run(
-        [sys.executable, "app.py", "--device", "cpu"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+        [sys.executable, "app.py", "--device", "cpu"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env=env,
     )
     assert out.returncode == 1
