@@ -73,8 +73,18 @@ def free_port() -> int:
 def start_app(checkpoint: Path, image_size: int, users: int) -> tuple[subprocess.Popen, str]:
     port = free_port()
     command = [
-        sys.executable, "app.py", "--checkpoint", str(checkpoint), "--device", "cpu", "--image-size",
-        str(image_size), "--port", str(port), "--max-sessions", str(users + 2),
+        sys.executable,
+        "app.py",
+        "--checkpoint",
+        str(checkpoint),
+        "--device",
+        "cpu",
+        "--image-size",
+        str(image_size),
+        "--port",
+        str(port),
+        "--max-sessions",
+        str(users + 2),
     ]
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False")
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -174,8 +184,12 @@ def main(argv: list[str] | None = None) -> dict:
     predictor = build_sam2_video_predictor(
         "sam2.1_hiera_tiny", checkpoint, device="cpu", image_size=args.image_size
     )
-    report: dict = {"users": args.users, "frames": args.frames, "image_size": args.image_size,
-                    "torch_threads": torch.get_num_threads()}
+    report: dict = {
+        "users": args.users,
+        "frames": args.frames,
+        "image_size": args.image_size,
+        "torch_threads": torch.get_num_threads(),
+    }
 
     if not args.skip_load:
         process, url = start_app(checkpoint, args.image_size, args.users)
@@ -208,8 +222,11 @@ def main(argv: list[str] | None = None) -> dict:
             same = sorted(got) == sorted(expected) and all(np.array_equal(got[k], expected[k]) for k in got)
             correct[user] = same
             rate = args.frames / results[user]["track_s"]
-            print(f"{user:>4}  {'yes' if same else 'NO':<26} {statistics.median(results[user]['latencies']):>13.2f}"
-                  f"  {rate:>19.2f}")
+            print(
+                f"{user:>4}  {'yes' if same else 'NO':<26} "
+                f"{statistics.median(results[user]['latencies']):>13.2f}"
+                f"  {rate:>19.2f}"
+            )
         report.update(
             {
                 "all_correct": all(correct.values()),
@@ -222,16 +239,22 @@ def main(argv: list[str] | None = None) -> dict:
                 "wall_s": wall,
             }
         )
-        print(f"click latency p50 {report['click_p50_s']:.2f} s, p95 {report['click_p95_s']:.2f} s "
-              f"(model calls are serialised across users)")
-        print(f"all users together: {report['tracking_frames_per_s_all_users']:.2f} tracked frames/s "
-              f"over {wall:.1f} s; no cross-talk: {report['all_correct']}")
+        print(
+            f"click latency p50 {report['click_p50_s']:.2f} s, p95 {report['click_p95_s']:.2f} s "
+            f"(model calls are serialised across users)"
+        )
+        print(
+            f"all users together: {report['tracking_frames_per_s_all_users']:.2f} tracked frames/s "
+            f"over {wall:.1f} s; no cross-talk: {report['all_correct']}"
+        )
 
     times = click_handler_alone(predictor, clip, args.clicks)
     report["click_handler_p50_ms"] = 1000 * percentile(times, 50)
     report["click_handler_p95_ms"] = 1000 * percentile(times, 95)
-    print(f"click handler alone (event in, rendered frame out), embedded frame: "
-          f"p50 {report['click_handler_p50_ms']:.0f} ms, p95 {report['click_handler_p95_ms']:.0f} ms")
+    print(
+        f"click handler alone (event in, rendered frame out), embedded frame: "
+        f"p50 {report['click_handler_p50_ms']:.0f} ms, p95 {report['click_handler_p95_ms']:.0f} ms"
+    )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2))
     return report
