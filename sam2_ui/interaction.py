@@ -588,7 +588,11 @@ class Interaction:
             parts.append(f"{stats['stale']} stale frames: track again")
         if stats["doubtful"]:
             parts.append(f"{stats['doubtful']} doubtful frames: check them")
-        return " · ".join(parts) + "."
+        status = " · ".join(parts) + "."
+        reason = session.doubt_reasons(selected.id).get(frame)
+        if reason is not None:
+            status += f" This frame is doubtful: {reason}."
+        return status
 
     def _enabled(self, session: Session | None, frame: int) -> dict[str, bool]:
         enabled = dict.fromkeys(COMMANDS, False)

@@ -53,7 +53,7 @@ from .prompts import (
     read_only,
 )
 from .propagation import PropagationProgress, PropagationSummary, plan_legs
-from .quality import DoubtRule, doubtful_frames
+from .quality import DoubtRule, doubt_reasons, doubtful_frames
 from .render import DisplayMapping, render_frame
 from .tracker import FrameResult, Scores, Tracker
 
@@ -412,6 +412,13 @@ class Session:
                 entries = self._store.of_object(o)
                 frames.update(doubtful_frames(entries, set(self._table.frames(o)), self.doubt_rule))
         return sorted(frames)
+
+    def doubt_reasons(self, obj: int) -> dict[int, str]:
+        """One object's doubtful frames, each with a sentence saying why (see `doubtful_frames`)."""
+        with self._lock:
+            obj = self._objects.get(obj).id
+            entries = self._store.of_object(obj)
+            return doubt_reasons(entries, set(self._table.frames(obj)), self.doubt_rule)
 
     def mask_quality(self, frame: int) -> dict[int, tuple[float | None, float | None, int]]:
         """Object id -> (predicted IoU, object score logit, area in pixels) of each mask on a frame.

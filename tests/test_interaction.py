@@ -349,6 +349,8 @@ def test_doubtful_masks_show_on_the_timeline_and_in_the_status(ui):
     view = ui.view()
     assert view.objects[0].timeline == PROMPTED + DOUBTFUL * (NUM_FRAMES - 1)
     assert "doubtful" in view.status and view.stats["doubtful"] == NUM_FRAMES - 1
+    assert "This frame is doubtful: the model rates this mask poorly" in view.status  # on frame 5
+    assert "This frame is doubtful" not in ui.go_to(0).status  # the prompted frame
 
 
 def test_estimate_before_a_run_uses_the_seconds_per_frame_measured(ui):
