@@ -169,6 +169,15 @@ CSS = """
 """
 
 
+def on_zero_gpu() -> bool:
+    """Whether the app runs where ``spaces.GPU`` lends a GPU per call (a Hugging Face ZeroGPU Space)."""
+    try:
+        import spaces  # type: ignore[import-not-found]  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _gpu(duration: int | Callable[..., int] = 60) -> Callable:
     """``spaces.GPU`` where the ``spaces`` package is importable (Hugging Face ZeroGPU), else no wrapper."""
     try:
@@ -195,7 +204,12 @@ class App:
         self.display_size = display_size
         self.model_label = model_label
         self.registry = SessionRegistry(
-            lambda: Interaction(self.predictor, self.limits.engine_limits(), display_size=display_size),
+            lambda: Interaction(
+                self.predictor,
+                self.limits.engine_limits(),
+                display_size=display_size,
+                state_on_cpu=on_zero_gpu(),  # the GPU is lent per call: keep session state on the CPU
+            ),
             max_sessions=self.limits.max_sessions,
             ttl_s=self.limits.session_ttl_min * 60,
             root=work_root,

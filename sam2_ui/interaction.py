@@ -94,6 +94,7 @@ class Interaction:
       display_size: (max width, max height) frames are rendered at; clicks are display pixels of that image.
       marker_hit_px: how close (display pixels) a click must be to a point marker to remove it; default: the
         marker radius the renderer draws.
+      state_on_cpu: open sessions with their tracking state on the CPU (see `Session.open`).
     """
 
     def __init__(
@@ -102,11 +103,13 @@ class Interaction:
         limits: Limits | None = None,
         display_size: tuple[int, int] = DEFAULT_DISPLAY,
         marker_hit_px: float | None = None,
+        state_on_cpu: bool = False,
     ) -> None:
         self.predictor = predictor
         self.limits = limits or Limits()
         self.display_size = display_size
         self.marker_hit_px = marker_hit_px
+        self.state_on_cpu = state_on_cpu
         self.session: Session | None = None
         self.frame = 0
         self.tool = POSITIVE
@@ -122,7 +125,9 @@ class Interaction:
         if self._refuse_while_tracking():
             return self.view()
         try:
-            session = Session.open(source, self.predictor, self.limits, fps=fps)
+            session = Session.open(
+                source, self.predictor, self.limits, fps=fps, state_on_cpu=self.state_on_cpu
+            )
         except SessionError as error:
             return self._error(error)
         self._install(session)
@@ -141,7 +146,7 @@ class Interaction:
         if media is None:
             return self._error("Upload the session's video or image together with its session file.")
         try:
-            session = Session.load(session_file, self.predictor, source=media)
+            session = Session.load(session_file, self.predictor, source=media, state_on_cpu=self.state_on_cpu)
         except SessionError as error:
             return self._error(error)
         self._install(session)

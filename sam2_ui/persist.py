@@ -112,7 +112,9 @@ def write(document: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def load(cls: type[Session], path: Path, predictor: Any, source: Any, replay: bool) -> Session:
+def load(
+    cls: type[Session], path: Path, predictor: Any, source: Any, replay: bool, state_on_cpu: bool = False
+) -> Session:
     document = _read(path)
     try:
         video = document["video"]
@@ -142,7 +144,7 @@ def load(cls: type[Session], path: Path, predictor: Any, source: Any, replay: bo
             f"{path} is not a valid sam2-ui session file ({type(error).__name__}: {error})."
         ) from error
 
-    session = cls.open(source, predictor, limits=limits, fps=fps)
+    session = cls.open(source, predictor, limits=limits, fps=fps, state_on_cpu=state_on_cpu)
     try:
         _check_same_video(session, video, path)
         saved_size = document.get("model", {}).get("image_size")

@@ -64,13 +64,13 @@ RECENT_RUN_WEIGHT = 0.5
 class Session:
     """One video (or image) being segmented. Create it with `Session.open` or `Session.load`."""
 
-    def __init__(self, media: Media, predictor: Any, limits: Limits) -> None:
+    def __init__(self, media: Media, predictor: Any, limits: Limits, state_on_cpu: bool = False) -> None:
         self._media = media
         self._predictor = predictor
         self.limits = limits
         self.messages: list[str] = list(media.messages)
         try:
-            self._tracker = Tracker(predictor, media.frames)
+            self._tracker = Tracker(predictor, media.frames, state_on_cpu)
         except (VideoSourceError, OSError) as error:
             media.frames.close()
             raise SessionError(f"Cannot read {media.description}: {error}") from error
@@ -95,7 +95,12 @@ class Session:
     # ============================================================================================ media
     @classmethod
     def open(
-        cls, source: Any, predictor: Any, limits: Limits | None = None, fps: float | None = None
+        cls,
+        source: Any,
+        predictor: Any,
+        limits: Limits | None = None,
+        fps: float | None = None,
+        state_on_cpu: bool = False,
     ) -> Session:
         """Open a video file, a folder of frames, an image, a T, H, W, 3 uint8 array or a list of frames.
 
@@ -106,10 +111,12 @@ class Session:
           limits: the budget (`Limits`); over it, frames are downscaled or the video is cut, with a message
             in `messages` (and a ``UserWarning``).
           fps: the frame rate, for sources that do not carry one (default 30) or to override it.
+          state_on_cpu: keep the tracking state (stored masks, memories) on the CPU between calls
+            (``offload_state_to_cpu``), e.g. where the GPU is lent per call as on Hugging Face ZeroGPU.
         Raises `SessionError` for a missing, unreadable or empty source.
         """
         limits = limits or Limits()
-        return cls(open_media(source, limits, fps), predictor, limits)
+        return cls(open_media(source, limits, fps), predictor, limits, state_on_cpu)
 
     @property
     def num_frames(self) -> int:
@@ -776,6 +783,7 @@ class Session:
         predictor: Any,
         source: Any = None,
         replay: bool = False,
+        state_on_cpu: bool = False,
     ) -> Session:
         """Restore a session written by `save`: same objects, prompts, masks and stale frames.
 
@@ -784,9 +792,10 @@ class Session:
             It must have the same frames as the saved one.
           replay: recompute every mask by replaying the prompt log through ``predictor`` instead of reading
             the saved masks (slower; the same model gives identical masks).
+          state_on_cpu: as for `open`.
         The predictor's state is rebuilt from the prompt log before the first new prompt either way.
         """
-        return persist.load(cls, Path(path), predictor, source, replay)
+        return persist.load(cls, Path(path), predictor, source, replay, state_on_cpu)
 
     # ============================================================================================ internals
     @contextmanager

@@ -43,9 +43,12 @@ class FrameResult(NamedTuple):
 class Tracker:
     """A ``SAM2VideoPredictor`` with one inference state over ``frames``."""
 
-    def __init__(self, predictor: Any, frames: FrameSource) -> None:
+    def __init__(self, predictor: Any, frames: FrameSource, state_on_cpu: bool = False) -> None:
         self.predictor = predictor
-        self.state = predictor.init_state(frames)
+        if state_on_cpu:
+            self.state = predictor.init_state(frames, offload_state_to_cpu=True)
+        else:
+            self.state = predictor.init_state(frames)
         self._applied: list[Action] = []
         self._in_sync = True  # False after a predictor call failed half-way: the state is unknown
 

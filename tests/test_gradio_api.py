@@ -239,3 +239,23 @@ def test_segment_everything_on_an_image_makes_objects(app, tmp_path):
         assert_same_masks(
             {(0, k): v for k, v in got.items()}, {(0, k): v for k, v in direct.masks(0).items()}
         )
+
+
+def test_scrubbing_does_not_wait_behind_another_users_tracking(app, clip, tmp_path):
+    long_clip = write_clip(tmp_path / "long.mp4", num_frames=40)
+    tracker, scrubber = client_for(app), client_for(app)
+    tracker.predict(handle_file(str(long_clip)), api_name="/open")
+    tracker.predict(0, 0, *disc_centre(0), True, api_name="/add_point")
+    scrubber.predict(handle_file(str(clip)), api_name="/open")
+    scrubber.predict(0, 0, *disc_centre(0), True, api_name="/add_point")
+    job = tracker.submit("forward", 0, api_name="/propagate")
+    for update in job:
+        if update["progress"]:
+            break
+    frames = [scrubber.predict(f, api_name="/go_to")["frame"] for f in (3, 1, 5)]
+    masks = scrubber.predict(0, api_name="/masks")
+    assert not job.done(), "the redraws waited for the other user's tracking run"
+    assert frames == [3, 1, 5] and list(masks) == ["1"]
+    tracker.predict(api_name="/stop")
+    while not job.done():
+        time.sleep(0.05)

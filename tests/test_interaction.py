@@ -393,3 +393,16 @@ def test_restoring_needs_the_media_and_gives_back_the_same_masks(ui, frames, tmp
     view = other.load(saved, make_frames(num_frames=4))
     assert view.errors and other.session.num_frames == NUM_FRAMES  # the restored session stays
     other.close()
+
+
+def test_sessions_can_keep_their_tracking_state_on_the_cpu(frames, tmp_path):
+    ui = Interaction(predictor(), display_size=DISPLAY, state_on_cpu=True)
+    ui.open(frames)
+    state = ui.session._tracker.state
+    assert state.offload_state_to_cpu and state.storage_device.type == "cpu"
+    ui.click(*display_of(*disc_centre(0)))
+    restored = Interaction(predictor(), display_size=DISPLAY, state_on_cpu=True)
+    restored.load(ui.export("session", tmp_path), frames)
+    assert restored.session._tracker.state.offload_state_to_cpu
+    ui.close()
+    restored.close()
