@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -270,8 +272,10 @@ class App:
     def export(self, kind: str, request: gr.Request) -> str:
         ui = self.interaction(request)
         try:
-            folder = self.registry.workdir(request.session_hash) / f"export_{time.time_ns()}"
-            return str(ui.export(kind, folder))
+            workdir = self.registry.workdir(request.session_hash)
+            for old in workdir.glob(f"export_{kind}_*"):  # Gradio has copied earlier downloads to its cache
+                shutil.rmtree(old, ignore_errors=True)
+            return str(ui.export(kind, workdir / f"export_{kind}_{time.time_ns()}"))
         except SessionError as error:
             raise gr.Error(str(error), print_exception=False) from error
 
@@ -286,7 +290,8 @@ class App:
 
     # ------------------------------------------------------------------------------------------ blocks
     def build(self) -> gr.Blocks:
-        with gr.Blocks(title="SAM 2 — segment and track") as demo:
+        # delete_cache: Gradio's copies of uploads, frames and downloads older than 2 h go, checked hourly.
+        with gr.Blocks(title="SAM 2 — segment and track", delete_cache=(3600, 7200)) as demo:
             gr.Markdown(
                 "## Segment Anything 2 — click objects, track them through the video\n"
                 "Upload a video or image (or pick an example), **add an object**, click on it "
@@ -601,18 +606,22 @@ class App:
             def track(direction: str) -> Callable:
                 def run(request: gr.Request, progress=gr.Progress()) -> Iterator[tuple]:  # noqa: B008
                     ui_ = self.interaction(request)
-                    last = 0.0
-                    view = None
-                    for view in ui_.propagate(direction):
-                        if view.progress is not None:
-                            p = view.progress
-                            progress((p.done, p.total), desc=f"Tracking {p.direction}, ~{p.eta_s:.0f} s left")
-                            if time.monotonic() - last < STREAM_INTERVAL_S:
-                                continue
-                            last = time.monotonic()
-                        yield draw(view if view.progress is not None else _raise_errors(view), request)
+                    with closing(ui_.propagate(direction)) as views:  # a cancelled event ends the run too
+                        yield from stream(views, progress, request)
 
                 return run
+
+            def stream(views: Iterator[View], progress: Any, request: gr.Request) -> Iterator[tuple]:
+                """Previews at most every STREAM_INTERVAL_S (the browser cannot show more), and the end."""
+                last = 0.0
+                for view in views:
+                    if view.progress is not None:
+                        p = view.progress
+                        progress((p.done, p.total), desc=f"Tracking {p.direction}, ~{p.eta_s:.0f} s left")
+                        if time.monotonic() - last < STREAM_INTERVAL_S:
+                            continue
+                        last = time.monotonic()
+                    yield draw(view if view.progress is not None else _raise_errors(view), request)
 
             track_events = [
                 on(
@@ -726,8 +735,9 @@ class App:
             ui_ = app.interaction(request)
             if frame >= 0:
                 ui_.go_to(int(frame))
-            for view in ui_.propagate(direction):
-                yield view_to_json(view if view.progress is not None else _raise_errors(view))
+            with closing(ui_.propagate(direction)) as views:  # a cancelled call ends the run too
+                for view in views:
+                    yield view_to_json(view if view.progress is not None else _raise_errors(view))
 
         def stop(request: gr.Request = None) -> dict:
             """Stop the running tracking run (frames done so far are kept)."""
@@ -781,11 +791,24 @@ def gpu(duration: int | Callable[..., int]) -> Callable:
     return _gpu(duration)
 
 
+GPU_SECONDS_PER_FRAME = 0.25  # generous for SAM 2.1 tiny on a ZeroGPU slice (about 0.05 s per frame)
+GPU_SECONDS_BASE = 20
+GPU_SECONDS_MAX = 300
+
+
 def _track_seconds(app: App) -> Callable[..., int]:
-    """ZeroGPU duration of a tracking call: grows with the frames there are to track."""
+    """ZeroGPU duration of a tracking call from its arguments: grows with the frames the run will track.
+
+    A shorter request gets the GPU sooner on ZeroGPU, so a short clip does not ask for a long one's time.
+    """
 
     def seconds(*args: Any, **kwargs: Any) -> int:
-        return int(30 + 0.5 * app.limits.max_frames)
+        request = next((a for a in (*args, *kwargs.values()) if hasattr(a, "session_hash")), None)
+        ui = app.registry.peek(getattr(request, "session_hash", None) or "")
+        frames = app.limits.max_frames
+        if ui is not None and ui.session is not None:
+            frames = ui.session.num_frames + 1  # at most: "both" visits its start frame twice
+        return int(min(GPU_SECONDS_MAX, GPU_SECONDS_BASE + GPU_SECONDS_PER_FRAME * frames))
 
     return seconds
 

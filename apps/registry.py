@@ -85,6 +85,12 @@ class SessionRegistry:
             _close(old)
         return entry.interaction, note
 
+    def peek(self, key: str) -> Interaction | None:
+        """The key's interaction if it is open (nothing is created, nothing is touched)."""
+        with self._lock:
+            entry = self._entries.get(key)
+        return None if entry is None else entry.interaction
+
     def workdir(self, key: str) -> Path:
         """A folder only this session writes into (exports); created on demand."""
         with self._lock:

@@ -296,3 +296,15 @@ def test_the_app_loads_an_official_format_checkpoint(tmp_path):
     assert loaded.image_size == 256
     args = parse_args(["--checkpoint", str(path), "--max-seconds", "5", "--port", "7999"])
     assert args.checkpoint == path and args.max_seconds == 5 and args.port == 7999 and args.host is None
+
+
+def test_zero_gpu_duration_grows_with_the_frames_of_the_tab_s_video(app, clip):
+    from apps.gradio_app import GPU_SECONDS_BASE, GPU_SECONDS_PER_FRAME, _track_seconds
+
+    seconds = _track_seconds(app)
+    unknown = seconds(SimpleNamespace(session_hash="nobody"))
+    assert unknown == int(GPU_SECONDS_BASE + GPU_SECONDS_PER_FRAME * app.limits.max_frames)
+    tab = Tab(app, "handlers-gpu")
+    tab("open", str(clip))
+    assert seconds(tab.request, lambda *a: None) == int(GPU_SECONDS_BASE + GPU_SECONDS_PER_FRAME * 7)
+    assert seconds("forward", 0, request=tab.request) < unknown
