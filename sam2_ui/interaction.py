@@ -234,8 +234,8 @@ class Interaction:
         if session is None:
             return self.view()
         if obj is None and not session.objects:
-            self._run(lambda: session.add_object(), None)
-        self.go_to(frame)
+            self._try(session.add_object)
+        self._show(frame)
         return self._run(lambda: session.add_point(frame, obj, x, y, positive), None)
 
     def add_box(self, frame: int, obj: int | None, x0: float, y0: float, x1: float, y1: float) -> View:
@@ -244,15 +244,15 @@ class Interaction:
         if session is None:
             return self.view()
         if obj is None and not session.objects:
-            self._run(lambda: session.add_object(), None)
-        self.go_to(frame)
+            self._try(session.add_object)
+        self._show(frame)
         return self._run(lambda: session.add_box(frame, obj, x0, y0, x1, y1), None)
 
     def remove_point(self, frame: int, obj: int, index: int) -> View:
         session = self._require_session()
         if session is None:
             return self.view()
-        self.go_to(frame)
+        self._show(frame)
         return self._run(lambda: session.remove_point(frame, obj, index), None)
 
     def add_object(self, name: str | None = None) -> View:
@@ -333,11 +333,15 @@ class Interaction:
         """Show ``frame`` (clamped to the video); a half-given box is dropped."""
         with self._lock:
             if self.session is not None:
-                frame = int(np.clip(int(frame), 0, self.session.num_frames - 1))
-                if frame != self.frame:
-                    self.pending_box = None
-                self.frame = frame
+                self._show(int(np.clip(int(frame), 0, self.session.num_frames - 1)))
         return self.view()
+
+    def _show(self, frame: int) -> None:
+        """Make ``frame`` the current one if the video has it (an engine call refuses it otherwise)."""
+        with self._lock:
+            if self.session is not None and 0 <= frame < self.session.num_frames and frame != self.frame:
+                self.pending_box = None
+                self.frame = frame
 
     def set_tool(self, tool: str) -> View:
         if tool not in TOOLS:
@@ -658,14 +662,20 @@ class Interaction:
         return False
 
     def _run(self, action: Callable[[], Any], note: str | None) -> View:
+        """Run an engine call (see `_try`) and return the view."""
+        self._try(action, note)
+        return self.view()
+
+    def _try(self, action: Callable[[], Any], note: str | None = None) -> bool:
         """Run an engine call; a `SessionError` becomes an error message and the session stays as it was."""
         try:
             action()
         except SessionError as error:
-            return self._error(error)
+            self._note(ERROR, str(error))
+            return False
         if note:
             self._note(INFO, note)
-        return self.view()
+        return True
 
     def _object_or_selected(self, obj: int | None) -> int:
         if obj is not None:

@@ -406,3 +406,12 @@ def test_sessions_can_keep_their_tracking_state_on_the_cpu(frames, tmp_path):
     assert restored.session._tracker.state.offload_state_to_cpu
     ui.close()
     restored.close()
+
+
+def test_a_point_on_a_missing_frame_is_refused_and_the_current_frame_kept(ui):
+    ui.go_to(2)
+    view = ui.add_point(9, None, 5.0, 5.0)
+    assert view.frame == 2 and view.errors == ["Frame 9 does not exist: the video has frames 0 to 5."]
+    assert [r.id for r in view.objects] == [1]  # the object made for the first point stays (undoable)
+    view = ui.add_point(4, None, *disc_centre(4))
+    assert view.frame == 4 and view.errors == [] and view.objects[0].timeline[4] == PROMPTED
