@@ -30,7 +30,7 @@ from sam2_ui.interaction import TOOLS, Interaction
 from sam2_ui.keys import KEYMAP, key_help_markdown
 from sam2_ui.masks import encode_rle
 from sam2_ui.timeline import frame_at, render_timelines
-from sam2_ui.view import INFO, WARNING, View
+from sam2_ui.view import WARNING, View
 
 from .examples import example_files
 from .model_loading import DEFAULT_MODEL, load_predictor
@@ -42,6 +42,7 @@ VIEW_GROUP = "view"  # redraws of computed masks: never wait behind model work
 DISPLAY_SIZE = (960, 640)
 TIMELINE_WIDTH = 960
 STREAM_INTERVAL_S = 0.25  # least time between two streamed previews of a tracking run
+STOP_WAIT_S = 30.0  # Stop waits for the run to end (within a frame) to draw where it stopped
 TOOL_LABELS = {
     "positive": "+ point (object)",
     "negative": "− point (not object)",
@@ -82,6 +83,7 @@ def view_to_json(view: View) -> dict[str, Any]:
         ],
         "status": view.status,
         "messages": [{"level": m.level, "text": m.text} for m in view.messages],
+        "notes": list(view.notes),
         "enabled": dict(view.enabled),
         "estimate": view.estimate,
         "progress": None
@@ -104,11 +106,10 @@ def _raise_errors(view: View) -> View:
 
 
 def _status_markdown(view: View) -> str:
-    notes = [m.text for m in view.messages if m.level == INFO]
     lines = [f"**{view.status}**"]
     if view.estimate:
         lines.append(view.estimate)
-    lines.extend(notes[-2:])
+    lines.extend(view.notes)
     return "  \n".join(lines)
 
 
@@ -138,9 +139,19 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-KEY_SCRIPT = """
+BROWSER_SCRIPT = """
 () => {
   const keys = new Set(KEYS);
+  // Browser events Gradio does not forward go to the server through one hidden textbox and button.
+  const send = (text) => {
+    const box = document.querySelector('#sam2-event textarea, #sam2-event input');
+    const button = document.querySelector('#sam2-event-send');
+    if (!box || !button) return false;
+    box.value = text;
+    box.dispatchEvent(new Event('input', { bubbles: true }));
+    setTimeout(() => button.click(), 30);
+    return true;
+  };
   document.addEventListener('keydown', (event) => {
     const target = event.target;
     const typing = target && (target.tagName === 'INPUT' || target.tagName === 'TEXTAREA');
@@ -152,19 +163,28 @@ KEY_SCRIPT = """
     } else if (!keys.has(key.length === 1 ? key.toLowerCase() : key)) {
       return;
     }
-    const box = document.querySelector('#sam2-key textarea, #sam2-key input');
-    const send = document.querySelector('#sam2-key-send');
-    if (!box || !send) return;
+    if (send('key:' + key)) event.preventDefault();
+  });
+  document.addEventListener('contextmenu', (event) => {
+    const frame = document.querySelector('#sam2-frame');
+    const image = frame && frame.querySelector('img');
+    if (!image || !frame.contains(event.target)) return;
+    // The pixel under the pointer, as Gradio maps a left click: scaled down to fit, never up, centred.
+    const rect = image.getBoundingClientRect();
+    const r = Math.min(rect.width / image.naturalWidth, rect.height / image.naturalHeight, 1);
+    const x = Math.round((event.clientX - rect.left - (rect.width - image.naturalWidth * r) / 2) / r);
+    const y = Math.round((event.clientY - rect.top - (rect.height - image.naturalHeight * r) / 2) / r);
+    if (x < 0 || y < 0 || x >= image.naturalWidth || y >= image.naturalHeight) return;
     event.preventDefault();
-    box.value = key;
-    box.dispatchEvent(new Event('input', { bubbles: true }));
-    setTimeout(() => send.click(), 30);
+    send('right:' + x + ',' + y);
   });
 }
 """.replace("KEYS", json.dumps(sorted(KEYMAP)))
 
 CSS = """
-#sam2-key, #sam2-key-send { position: absolute !important; left: -10000px !important; width: 1px !important; }
+#sam2-event, #sam2-event-send {
+  position: absolute !important; left: -10000px !important; width: 1px !important;
+}
 .sam2-objects div { padding: 2px 0; }
 #sam2-timeline img { image-rendering: pixelated; width: 100%; }
 .sam2-legend { font-size: 0.8em; opacity: 0.8; }
@@ -398,8 +418,8 @@ class App:
                         restore = gr.Button("Restore")
                     with gr.Accordion("Keyboard", open=False):
                         gr.Markdown(key_help_markdown())
-                    key_box = gr.Textbox(elem_id="sam2-key", show_label=False, container=False)
-                    key_send = gr.Button("key", elem_id="sam2-key-send")
+                    event_box = gr.Textbox(elem_id="sam2-event", show_label=False, container=False)
+                    event_send = gr.Button("event", elem_id="sam2-event-send")
                     view_json = gr.JSON(visible=False)
 
             outputs = [
@@ -634,7 +654,7 @@ class App:
                 for d in ("backward", "both", "forward")
             ]
             buttons["stop"].click(
-                ui(lambda u: u.stop()),
+                ui(lambda u: u.stop(wait_s=STOP_WAIT_S)),
                 None,
                 outputs,
                 cancels=track_events,
@@ -644,13 +664,21 @@ class App:
                 concurrency_limit=None,
             )
 
-            # --- keys: the browser sends the key name, the interaction layer decides
-            def on_key(text: str, request: gr.Request) -> tuple:
+            # --- keys and right clicks: the browser sends what happened, the interaction layer decides
+            def on_browser_event(text: str, request: gr.Request) -> tuple:
                 ui_ = self.interaction(request)
-                key, ctrl, shift = _parse_key(text)
-                return draw(_raise_errors(ui_.key(key, ctrl=ctrl, shift=shift)), request)
+                kind, _, value = (text or "").partition(":")
+                if kind == "right":  # a right click on the frame: a negative point, as in Meta's demo
+                    x, y = (float(v) for v in value.split(","))
+                    view = ui_.click(x, y, negative=True)
+                elif kind == "key":
+                    key, ctrl, shift = _parse_key(value)
+                    view = ui_.key(key, ctrl=ctrl, shift=shift)
+                else:
+                    view = ui_.view()
+                return draw(_raise_errors(view), request)
 
-            on(key_send.click, on_key, [key_box], "key", group=MODEL_GROUP)
+            on(event_send.click, on_browser_event, [event_box], "event", group=MODEL_GROUP)
 
             # --- downloads
             for kind, button in download_buttons.items():
@@ -664,7 +692,7 @@ class App:
                 )
 
             self._add_api(gpu)
-            demo.load(None, None, None, js=KEY_SCRIPT)
+            demo.load(None, None, None, js=BROWSER_SCRIPT)
             demo.unload(self.close_session)
         demo.app_state = self  # for tests and tools: the registry and limits behind this Blocks
         return demo
@@ -741,7 +769,7 @@ class App:
 
         def stop(request: gr.Request = None) -> dict:
             """Stop the running tracking run (frames done so far are kept)."""
-            return call(request, lambda u: u.stop())
+            return call(request, lambda u: u.stop(wait_s=STOP_WAIT_S))
 
         def segment_everything(points_per_side: int = 16, request: gr.Request = None) -> dict:
             """Automatic masks on the current frame; each becomes an object."""

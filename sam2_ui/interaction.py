@@ -21,6 +21,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,7 @@ TOOLS = (POSITIVE, NEGATIVE, BOX)
 DIRECTIONS = ("forward", "backward", "both")
 EXPORT_KINDS = ("pngs", "davis", "coco", "video", "session")
 DEFAULT_DISPLAY = (960, 720)
+RECENT_NOTES = 2
 
 COMMANDS: tuple[str, ...] = (
     "add_object",
@@ -114,10 +116,12 @@ class Interaction:
         self.frame = 0
         self.tool = POSITIVE
         self.pending_box: tuple[int, float, float] | None = None  # frame, x, y of the first corner
-        self._messages: list[Message] = []
+        self._messages: list[Message] = []  # new since the last view (each shown once, e.g. as a toast)
+        self._recent: deque[str] = deque(maxlen=RECENT_NOTES)  # the last notes, shown in every view
         self._seen_session_messages = 0
         self._lock = threading.RLock()  # interaction state; the session guards its own
         self._progress: Progress | None = None
+        self._run_finished: threading.Event | None = None
 
     # ============================================================================================ media
     def open(self, source: Any, fps: float | None = None) -> View:
@@ -165,6 +169,7 @@ class Interaction:
         with self._lock:
             old, self.session = self.session, session
             self.frame, self.pending_box, self._seen_session_messages = 0, None, 0
+            self._recent.clear()
         if old is not None:
             old.close()
 
@@ -371,6 +376,9 @@ class Interaction:
         except SessionError as error:
             yield self._error(error)
             return
+        finished = threading.Event()  # set once the run is over and said so; what `stop` waits for
+        self._run_finished = finished
+        failed = False
         try:
             for progress in run:
                 with self._lock:
@@ -381,12 +389,18 @@ class Interaction:
                 if progress.done % every == 0 or progress.done == progress.total:
                     yield self.view()
         except SessionError as error:
-            self._progress = None
-            yield self._error(error)
-            return
+            failed = True
+            self._note(ERROR, str(error))
         finally:
+            # Also when the front end closes this generator (a cancelled Gradio event): the run ends here.
             run.close()
             self._progress = None
+            if not failed:
+                self._note_summary(session)
+            finished.set()
+        yield self.view()
+
+    def _note_summary(self, session: Session) -> None:
         summary = session.last_propagation
         if summary is not None:
             verb = "Stopped" if summary.cancelled else "Tracked"
@@ -396,15 +410,21 @@ class Interaction:
                 f"{verb} {summary.direction}: {summary.done} of {summary.total} frames "
                 f"({rate:.1f} frames/s).",
             )
-        yield self.view()
 
-    def stop(self) -> View:
-        """Stop the running tracking run (its frames done so far are kept), or drop a half-given box."""
+    def stop(self, wait_s: float = 0.0) -> View:
+        """Stop the running tracking run (its frames done so far are kept), or drop a half-given box.
+
+        ``wait_s`` > 0: wait up to that long for the run to end (it ends within one frame), so the view
+        returned shows where it stopped.
+        """
         with self._lock:
             self.pending_box = None
             session = self.session
+            finished = self._run_finished
         if session is not None and session.cancel():
             self._note(INFO, "Stopping the tracking run...")
+            if wait_s > 0 and finished is not None:
+                finished.wait(wait_s)
         return self.view()
 
     # ============================================================================================ exports
@@ -498,6 +518,7 @@ class Interaction:
             progress = self._progress
             self._collect_session_messages()
             messages, self._messages = tuple(self._messages), []
+            notes = tuple(self._recent)
         if session is None:
             return View(
                 image=None,
@@ -510,6 +531,7 @@ class Interaction:
                 selected=None,
                 status="Upload a video or an image to start.",
                 messages=messages,
+                notes=notes,
                 enabled=self._enabled(None, frame),
             )
         try:
@@ -543,6 +565,7 @@ class Interaction:
             enabled=self._enabled(session, frame),
             estimate=estimate,
             progress=progress,
+            notes=notes,
             is_image=session.is_image,
             fps=session.fps,
             stats=stats,
@@ -694,6 +717,8 @@ class Interaction:
     def _note(self, level: str, text: str) -> None:
         with self._lock:
             self._messages.append(Message(level, text))
+            if level == INFO:
+                self._recent.append(text)
 
     def _error(self, error: SessionError | str) -> View:
         self._note(ERROR, str(error))

@@ -84,6 +84,9 @@ class View:
     enabled: command name -> whether its button is enabled (every name in ``interaction.COMMANDS``).
     estimate: before a run, how long tracking from here would take ("" if unknown or nothing to track).
     progress: the running tracking run, or None.
+    notes: the last few notes ("Tracked forward: 40 of 40 frames", "Undid add point"), in every view until
+      newer ones replace them, for a status line; ``messages`` has each note once.
+    stats: counts of "stale", "doubtful" and "tracked" frames over all objects.
     """
 
     image: np.ndarray | None
@@ -102,6 +105,7 @@ class View:
     is_image: bool = False
     fps: float = 0.0
     stats: Mapping[str, int] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
     @property
     def errors(self) -> list[str]:

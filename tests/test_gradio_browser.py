@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import time
 
 import pytest
 from app_helpers import running_app, write_clip
@@ -90,6 +91,16 @@ def test_upload_click_track_and_download_in_chromium(browser, tmp_path):
         ((x, y, positive),) = interaction.session.prompts(0)[1].points
         assert positive and abs(x - cx) <= 1 and abs(y - cy) <= 1
 
+        # A right click is a negative point, mapped the same way.
+        nx, ny = 30 * SCALE, 8 * SCALE
+        frame.click(button="right", position={"x": left + (nx + 0.5) * scale, "y": top + (ny + 0.5) * scale})
+        expect(page.locator("#sam2-status")).to_contain_text("Frame 1 of 6", timeout=30_000)
+        deadline = time.monotonic() + 30
+        while len(interaction.session.prompts(0)[1].points) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        (_, (x, y, positive)) = interaction.session.prompts(0)[1].points
+        assert not positive and abs(x - nx) <= 1 and abs(y - ny) <= 1
+
         # The keyboard map: "a" adds an object.
         page.locator("body").click(position={"x": 5, "y": 5})
         page.keyboard.press("a")
@@ -125,4 +136,33 @@ def test_a_bad_upload_shows_a_message_and_the_tab_keeps_working_in_chromium(brow
         page.set_input_files("#sam2-upload input[type=file]", str(clip))
         expect(page.locator("#sam2-status")).to_contain_text("Frame 1 of 6", timeout=30_000)
         expect(frame).to_be_visible()
+        page.close()
+
+
+def test_tracking_streams_previews_and_stop_ends_it_in_chromium(browser, tmp_path):
+    clip = write_clip(tmp_path / "long.mp4", num_frames=60)
+    with running_app(tmp_path / "app") as (app, url):
+        page = browser.new_page(viewport={"width": 1500, "height": 1100})
+        page.goto(url)
+        page.set_input_files("#sam2-upload input[type=file]", str(clip))
+        expect(page.locator("#sam2-status")).to_contain_text("Frame 1 of 60", timeout=30_000)
+        frame = page.locator("#sam2-frame img")
+        box = frame.bounding_box()
+        frame.click(position={"x": box["width"] / 2, "y": box["height"] / 2})
+        expect(page.locator("#sam2-objects")).to_contain_text("1. object 1", timeout=30_000)
+        page.locator("#cmd-propagate_forward").click()
+        status = page.locator("#sam2-status")
+        expect(status).to_contain_text("Tracking forward", timeout=30_000)
+        previews = {frame.get_attribute("src")}
+        deadline = time.monotonic() + 30
+        while len(previews) < 3 and time.monotonic() < deadline:  # frames stream in while tracking runs
+            previews.add(frame.get_attribute("src"))
+            time.sleep(0.05)
+        assert len(previews) >= 3
+        page.locator("#cmd-stop").click()
+        expect(status).to_contain_text("Stopped forward", timeout=30_000)
+        (entry,) = app.registry._entries.values()
+        summary = entry.interaction.session.last_propagation
+        assert summary.cancelled and summary.done < 60
+        expect(page.locator("#cmd-propagate_forward")).to_be_enabled()
         page.close()

@@ -79,7 +79,7 @@ def test_every_button_and_event_has_a_handler(app):
         "ui_timeline",
         "ui_go_to",
         "ui_set_tool",
-        "ui_key",
+        "ui_event",
         "ui_select_object",
         "ui_example",
         "export_pngs",
@@ -122,7 +122,7 @@ def test_a_whole_session_through_the_handlers(app, clip):
     assert out[VIEW]["frame"] == 5
     assert tab("ui_prev_frame")[VIEW]["frame"] == 4 and tab("ui_next_frame")[VIEW]["frame"] == 5
     assert tab("ui_go_to", 2)[VIEW]["frame"] == 2
-    out = tab("ui_key", "Ctrl+z")
+    out = tab("ui_event", "key:Ctrl+z")
     assert "Undid propagate forward" in out[STATUS]
     assert tab("ui_redo")[VIEW]["objects"][0]["timeline"].replace("D", "M") == "PMMMMM"
     assert tab("ui_undo")[VIEW]["objects"][0]["timeline"] == "P....."
@@ -167,7 +167,12 @@ def test_handler_errors_raise_a_gradio_error_and_keep_the_view(app, clip):
         tab("ui_propagate_both")
     with pytest.raises(gr.Error, match="There are no masks to export"):
         tab("export_pngs")
-    assert tab("ui_key", "F5")[VIEW]["messages"] == []  # a key without a command does nothing
+    assert tab("ui_event", "key:F5")[VIEW]["messages"] == []  # a key without a command does nothing
+    tab("ui_add_object", "")
+    cx, cy = (round(c) for c in disc_centre(0))
+    tab("ui_event", f"right:{cx},{cy}")  # a right click on the frame
+    ((x, y, positive),) = tab.ui.session.prompts(0)[1].points
+    assert not positive and (x, y) == (cx, cy)
 
 
 def test_the_example_picker_opens_the_generated_clip(app):

@@ -415,3 +415,23 @@ def test_a_point_on_a_missing_frame_is_refused_and_the_current_frame_kept(ui):
     assert [r.id for r in view.objects] == [1]  # the object made for the first point stays (undoable)
     view = ui.add_point(4, None, *disc_centre(4))
     assert view.frame == 4 and view.errors == [] and view.objects[0].timeline[4] == PROMPTED
+
+
+def test_stop_can_wait_for_the_run_to_end_and_show_where_it_stopped(ui):
+    ui.click(*display_of(*disc_centre(0)))
+    started = threading.Event()
+    views = []
+
+    def consume():
+        for view in ui.propagate("forward"):
+            views.append(view)
+            started.set()
+
+    worker = threading.Thread(target=consume)
+    worker.start()
+    assert started.wait(60)
+    view = ui.stop(wait_s=30)
+    worker.join(60)
+    assert view.progress is None and not view.enabled["stop"]
+    assert view.notes[-1].startswith("Stopped forward") and ui.session.last_propagation.cancelled
+    assert ui.view().notes == view.notes  # notes stay in later views for the status line
