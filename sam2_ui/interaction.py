@@ -220,8 +220,7 @@ class Interaction:
         with self._lock:
             pending = self.pending_box
             if pending is None or pending[0] != self.frame:
-                self.pending_box = (self.frame, x, y)
-                self._note(INFO, "Box: now click the opposite corner.")
+                self.pending_box = (self.frame, x, y)  # the status line asks for the other corner
                 return self.view()
             self.pending_box = None
         return self.add_box(self.frame, None, pending[1], pending[2], x, y)
@@ -560,7 +559,7 @@ class Interaction:
             pending_box=corner,
             objects=rows,
             selected=selected,
-            status=self._status(session, frame, tool, rows, progress, stats, estimate),
+            status=self._status(session, frame, tool, rows, progress, stats, corner is not None),
             messages=messages,
             enabled=self._enabled(session, frame),
             estimate=estimate,
@@ -604,7 +603,7 @@ class Interaction:
         )
 
     @staticmethod
-    def _status(session, frame, tool, rows, progress, stats, estimate) -> str:
+    def _status(session, frame, tool, rows, progress, stats, box_started: bool) -> str:
         if progress is not None:
             return (
                 f"Tracking {progress.direction}: frame {frame}, {progress.done}/{progress.total} done, "
@@ -612,15 +611,18 @@ class Interaction:
             )
         where = "Image" if session.is_image else f"Frame {frame + 1} of {session.num_frames}"
         selected = next((r for r in rows if r.selected), None)
+        box_hint = " Box: now click the opposite corner (Esc drops it)." if box_started else ""
         if selected is None:
-            return f"{where}. Add an object (a) to start clicking."
+            if rows:
+                return f"{where}. Select an object (1-9) or add one (a) to click for it.{box_hint}"
+            return f"{where}. Click on an object to segment it (a first object is made for you).{box_hint}"
         tools = {POSITIVE: "positive point", NEGATIVE: "negative point", BOX: "box (two clicks)"}
         parts = [f"{where}", f"object {selected.name!r}", f"tool: {tools[tool]}"]
         if stats["stale"]:
             parts.append(f"{stats['stale']} stale frames: track again")
         if stats["doubtful"]:
             parts.append(f"{stats['doubtful']} doubtful frames: check them")
-        status = " · ".join(parts) + "."
+        status = " · ".join(parts) + "." + box_hint
         reason = session.doubt_reasons(selected.id).get(frame)
         if reason is not None:
             status += f" This frame is doubtful: {reason}."

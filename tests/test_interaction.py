@@ -162,9 +162,10 @@ def test_box_tool_takes_two_clicks_and_shows_the_first_corner(ui):
     ui.set_tool(BOX)
     view = ui.click(*display_of(x0, y0))
     assert view.pending_box == pytest.approx((x0, y0), abs=1.0)
+    assert "Box: now click the opposite corner" in view.status
     assert "add_box" not in names(ui.calls)
     view = ui.click(*display_of(x1, y1))
-    assert view.pending_box is None
+    assert view.pending_box is None and "opposite corner" not in view.status
     assert names(ui.calls) == ["add_object", "add_box"]
     frame, obj, *corners = ui.calls[-1][1]
     assert frame == 0 and corners == pytest.approx([x0, y0, x1, y1], abs=1.0)
