@@ -473,9 +473,11 @@ class App:
 
                 return handler
 
-            def on(event, fn, inputs, name, group=VIEW_GROUP, **kwargs):
+            def on(event, fn, inputs, name, group=VIEW_GROUP, gpu_seconds=60, **kwargs):
+                """Bind a handler: model work in the one model queue (and on ZeroGPU under spaces.GPU),
+                redraws beside it, never waiting."""
                 return event(
-                    fn,
+                    gpu(gpu_seconds)(fn) if group == MODEL_GROUP else fn,
                     inputs,
                     outputs,
                     api_name=f"ui_{name}",
@@ -594,7 +596,13 @@ class App:
                 return draw(_raise_errors(self.interaction(request).add_object(name_text or None)), request)
 
             on(buttons["add_object"].click, add_object, [name], "add_object")
-            on(buttons["remove_object"].click, ui(lambda u: u.remove_object()), None, "remove_object")
+            on(
+                buttons["remove_object"].click,
+                ui(lambda u: u.remove_object()),
+                None,
+                "remove_object",
+                group=MODEL_GROUP,  # the predictor drops the object's tracking state
+            )
             on(
                 buttons["rename_object"].click,
                 ui_with(lambda u, text: u.rename_object(None, text)),
@@ -604,7 +612,7 @@ class App:
             for command in ("undo", "redo", "clear_frame", "clear_object", "reset"):
                 on(
                     buttons[command].click,
-                    gpu(60)(ui(lambda u, c=command: u.command(c))),
+                    ui(lambda u, c=command: u.command(c)),
                     None,
                     command,
                     group=MODEL_GROUP,
@@ -616,10 +624,11 @@ class App:
 
             on(
                 buttons["segment_everything"].click,
-                gpu(120)(segment_everything),
+                segment_everything,
                 [points_per_side],
                 "segment_everything",
                 group=MODEL_GROUP,
+                gpu_seconds=120,
             )
 
             # --- tracking, streamed, with Stop
@@ -646,10 +655,11 @@ class App:
             track_events = [
                 on(
                     buttons[f"propagate_{d}"].click,
-                    gpu(_track_seconds(self))(track(d)),
+                    track(d),
                     None,
                     f"propagate_{d}",
                     group=MODEL_GROUP,
+                    gpu_seconds=_track_seconds(self),
                 )
                 for d in ("backward", "both", "forward")
             ]

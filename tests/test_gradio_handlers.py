@@ -313,3 +313,38 @@ def test_zero_gpu_duration_grows_with_the_frames_of_the_tab_s_video(app, clip):
     tab("open", str(clip))
     assert seconds(tab.request, lambda *a: None) == int(GPU_SECONDS_BASE + GPU_SECONDS_PER_FRAME * 7)
     assert seconds("forward", 0, request=tab.request) < unknown
+
+
+def test_on_zero_gpu_model_handlers_run_under_spaces_gpu_and_state_stays_on_the_cpu(
+    monkeypatch, tmp_path, clip
+):
+    import functools
+    import sys
+    from types import ModuleType
+
+    wrapped: list[str] = []
+
+    def gpu(duration=60):
+        def wrap(fn):
+            @functools.wraps(fn)
+            def inner(*args, **kwargs):
+                wrapped.append(fn.__name__)
+                return fn(*args, **kwargs)
+
+            return inner
+
+        return wrap
+
+    spaces = ModuleType("spaces")
+    spaces.GPU = gpu
+    monkeypatch.setitem(sys.modules, "spaces", spaces)
+    zero = App(predictor(), TEST_LIMITS, display_size=(WIDTH, HEIGHT), work_root=tmp_path)
+    zero.demo = zero.build()
+    tab = Tab(zero, "zero-gpu")
+    tab("open", str(clip))
+    tab.select("ui_click", *disc_centre(0))
+    tab("ui_propagate_forward")
+    tab("ui_go_to", 2)  # a redraw: no GPU asked for
+    assert wrapped == ["on_open", "on_select", "run"]
+    assert tab.ui.state_on_cpu and tab.ui.session._tracker.state.offload_state_to_cpu
+    zero.registry.close_all()
