@@ -150,7 +150,9 @@ class Interaction:
         if media is None:
             return self._error("Upload the session's video or image together with its session file.")
         try:
-            session = Session.load(session_file, self.predictor, source=media, state_on_cpu=self.state_on_cpu)
+            session = Session.load(
+                session_file, self.predictor, source=media, state_on_cpu=self.state_on_cpu, limits=self.limits
+            )
         except SessionError as error:
             return self._error(error)
         self._install(session)
@@ -453,7 +455,7 @@ class Interaction:
             return session.export_coco(out / f"{stem}_coco.json")
         if kind == "video":
             return session.export_video(out / f"{stem}_overlay.mp4")
-        return session.save(out / f"{stem}_session.json")
+        return session.save(out / f"{stem}_session.json", portable=True)
 
     # ======================================================================================= commands, keys
     def command(self, name: str, /, **kwargs: Any) -> View:

@@ -43,13 +43,19 @@ def frame_digest(frame) -> str:
     return hashlib.sha1(frame.tobytes()).hexdigest()
 
 
-def to_document(session: Session) -> dict[str, Any]:
-    """The JSON-ready document of a session (call with the session's lock held)."""
+def to_document(session: Session, portable: bool = False) -> dict[str, Any]:
+    """The JSON-ready document of a session (call with the session's lock held).
+
+    ``portable``: name the source by its file name only (a download from a server must not reveal the
+    server's folders); loading then looks for it beside the session file, or takes ``source=``.
+    """
     state = session._persist_state()
     media = state["media"]
     store = state["store"]
     width, height = session.size
-    if media.path is not None:
+    if media.path is not None and portable:
+        source = {"kind": "path", "path": media.path.name, "relative": media.path.name, "portable": True}
+    elif media.path is not None:
         source = {"kind": "path", "path": str(media.path), "relative": None}
     else:
         source = {"kind": "memory", "description": media.description}
@@ -102,7 +108,7 @@ def _number(record: dict[str, Any], key: str) -> float | None:
 def write(document: dict[str, Any], path: Path) -> Path:
     """Write the document atomically (a failed write leaves no partial file); `SessionError` if it cannot."""
     source = document["source"]
-    if source["kind"] == "path":
+    if source["kind"] == "path" and not source.get("portable"):
         try:
             source["relative"] = os.path.relpath(source["path"], path.resolve().parent)
         except ValueError:  # another drive on Windows
@@ -113,35 +119,53 @@ def write(document: dict[str, Any], path: Path) -> Path:
 
 
 def load(
-    cls: type[Session], path: Path, predictor: Any, source: Any, replay: bool, state_on_cpu: bool = False
+    cls: type[Session],
+    path: Path,
+    predictor: Any,
+    source: Any,
+    replay: bool,
+    state_on_cpu: bool = False,
+    limits: Limits | None = None,
 ) -> Session:
     document = _read(path)
     try:
         video = document["video"]
-        limits = Limits.from_json(document["limits"])
-        if source is None:
-            source = _saved_source(document["source"], path)
+        if limits is None:
+            limits = Limits.from_json(document["limits"])
+        bounds = _Bounds.of(video, document)
         objects = [
             ObjectInfo(int(o["id"]), str(o["name"]), tuple(int(c) for c in o["color"]))
             for o in document["objects"]
         ]
-        log = [action_from_json(record) for record in document["log"]]
+        for info in objects:
+            bounds.check_object(info.id)
+        records = document["log"]
+        bounds.check_count(len(records), "prompt log records")
+        for record in records:
+            bounds.check_action(record)
+        log = [action_from_json(record) for record in records]
         entries = None
         if not replay:
             entries = {}
+            bounds.check_count(len(document["masks"]), "masks")
             for record in document["masks"]:
                 if record["origin"] not in ORIGINS:
                     raise ValueError(f"unknown mask origin {record['origin']!r}")
-                mask = decode_rle(record["rle"])
+                bounds.check_frame(record["frame"])
+                bounds.check_object(record["object"])
+                mask = decode_rle(bounds.checked_rle(record["rle"]))
                 iou, score = _number(record, "iou"), _number(record, "score")
                 entries[int(record["frame"]), int(record["object"])] = MaskEntry.from_mask(
                     mask, record["origin"], int(record["clock"]), iou, score
                 )
         prompt_clocks = {int(obj): int(clock) for obj, clock in document["prompt_clocks"].items()}
         fps = float(video["fps"])
-    except (KeyError, ValueError, TypeError) as error:
+        # Only now, with the file checked, is a path inside it ever used (and only without source=).
+        if source is None:
+            source = _saved_source(document["source"], path)
+    except (KeyError, ValueError, TypeError, AttributeError) as error:
         raise SessionError(
-            f"{path} is not a valid sam2-ui session file ({type(error).__name__}: {error})."
+            f"{path.name} is not a valid sam2-ui session file ({type(error).__name__}: {error})."
         ) from error
 
     session = cls.open(source, predictor, limits=limits, fps=fps, state_on_cpu=state_on_cpu)
@@ -187,6 +211,64 @@ def _read(path: Path) -> dict[str, Any]:
             f"version {VERSION}."
         )
     return document
+
+
+class _Bounds:
+    """What a session file may contain for the video it names: frames, object ids, mask sizes, counts.
+
+    Checked before anything is decoded or installed, so a damaged or forged file is refused with a message
+    instead of failing later, or allocating a mask far larger than the video.
+    """
+
+    MAX_LOG = 1_000_000
+
+    def __init__(self, num_frames: int, height: int, width: int, next_object_id: int) -> None:
+        self.num_frames, self.height, self.width = num_frames, height, width
+        self.next_object_id = next_object_id
+
+    @classmethod
+    def of(cls, video: dict[str, Any], document: dict[str, Any]) -> _Bounds:
+        bounds = cls(
+            int(video["num_frames"]),
+            int(video["height"]),
+            int(video["width"]),
+            int(document["next_object_id"]),
+        )
+        if bounds.num_frames < 1 or bounds.height < 1 or bounds.width < 1:
+            raise ValueError(f"the video has {bounds.num_frames} frames of {bounds.width}x{bounds.height}")
+        return bounds
+
+    def check_frame(self, frame: Any) -> None:
+        if not 0 <= int(frame) < self.num_frames:
+            raise ValueError(f"frame {frame} is outside the video's {self.num_frames} frames")
+
+    def check_object(self, obj: Any) -> None:
+        if not 0 <= int(obj) < self.next_object_id:
+            raise ValueError(f"object id {obj} was never handed out (next id {self.next_object_id})")
+
+    def check_count(self, count: int, what: str) -> None:
+        limit = (
+            self.MAX_LOG if what == "prompt log records" else self.num_frames * max(1, self.next_object_id)
+        )
+        if count > limit:
+            raise ValueError(f"{count} {what} is more than a session of this video can hold ({limit})")
+
+    def checked_rle(self, rle: Any) -> Any:
+        if [int(s) for s in rle["size"]] != [self.height, self.width]:
+            raise ValueError(f"a mask of size {rle['size']} on {self.height}x{self.width} frames")
+        return rle
+
+    def check_action(self, record: dict[str, Any]) -> None:
+        if "frame" in record:
+            self.check_frame(record["frame"])
+        if "object" in record:
+            self.check_object(record["object"])
+        if "mask" in record:
+            self.checked_rle(record["mask"])
+        for leg in record.get("legs", ()):
+            self.check_frame(leg["start"])
+            if not 0 <= int(leg["count"]) <= self.num_frames:
+                raise ValueError(f"a tracking run of {leg['count']} frames on {self.num_frames}")
 
 
 def _saved_source(source: dict[str, Any], path: Path) -> Path:

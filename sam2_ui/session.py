@@ -764,16 +764,16 @@ class Session:
         return FrameMasksView(snapshot, self.num_frames, self._store.shape), names, colors
 
     # ============================================================================================ save / load
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, portable: bool = False) -> Path:
         """Write the session as JSON: source reference, limits, objects, the prompt log, and every mask.
 
         The undo history is not saved. A session opened from frames in memory saves no source: pass the
-        same frames to `load`.
+        same frames to `load`. ``portable``: name the source by its file name only (not its folder).
         """
         with self._lock:
             if self._propagating:
                 raise SessionError("Tracking is running: wait for it to finish or cancel it, then save.")
-            document = persist.to_document(self)
+            document = persist.to_document(self, portable)
         return persist.write(document, Path(path))
 
     @classmethod
@@ -784,6 +784,7 @@ class Session:
         source: Any = None,
         replay: bool = False,
         state_on_cpu: bool = False,
+        limits: Limits | None = None,
     ) -> Session:
         """Restore a session written by `save`: same objects, prompts, masks and stale frames.
 
@@ -793,9 +794,12 @@ class Session:
           replay: recompute every mask by replaying the prompt log through ``predictor`` instead of reading
             the saved masks (slower; the same model gives identical masks).
           state_on_cpu: as for `open`.
+          limits: open the video within these instead of the limits saved in the file (a server keeps its
+            own); the frames must still come out as they were saved.
+        A damaged or forged file (frames, objects or mask sizes the video cannot have) raises `SessionError`.
         The predictor's state is rebuilt from the prompt log before the first new prompt either way.
         """
-        return persist.load(cls, Path(path), predictor, source, replay, state_on_cpu)
+        return persist.load(cls, Path(path), predictor, source, replay, state_on_cpu, limits)
 
     # ============================================================================================ internals
     @contextmanager
