@@ -55,6 +55,7 @@ DIRECTIONS = ("forward", "backward", "both")
 EXPORT_KINDS = ("pngs", "davis", "coco", "video", "session")
 DEFAULT_DISPLAY = (960, 720)
 RECENT_NOTES = 2
+CLOSE_WAIT_S = 30.0  # closing waits this long at most for a tracking run to end
 
 COMMANDS: tuple[str, ...] = (
     "add_object",
@@ -122,6 +123,7 @@ class Interaction:
         self._lock = threading.RLock()  # interaction state; the session guards its own
         self._progress: Progress | None = None
         self._run_finished: threading.Event | None = None
+        self._closed = False
 
     # ============================================================================================ media
     def open(self, source: Any, fps: float | None = None) -> View:
@@ -134,7 +136,10 @@ class Interaction:
             )
         except SessionError as error:
             return self._error(error)
-        self._install(session)
+        try:
+            self._install(session)
+        except SessionError as error:
+            return self._error(error)
         kind = "image" if session.is_image else f"video of {session.num_frames} frames at {session.fps:g} fps"
         w, h = session.size
         self._note(INFO, f"Opened a {w}x{h} {kind}. Add an object, then click on it.")
@@ -155,20 +160,30 @@ class Interaction:
             )
         except SessionError as error:
             return self._error(error)
-        self._install(session)
+        try:
+            self._install(session)
+        except SessionError as error:
+            return self._error(error)
         self._note(INFO, f"Restored the session: {len(session.objects)} objects.")
         return self.view()
 
     def close(self) -> None:
-        """Stop any run and release the session."""
+        """Stop any run (waiting for it to end) and release the session; a later `open` is refused."""
         with self._lock:
+            self._closed = True
             session, self.session = self.session, None
+            finished = self._run_finished
         if session is not None:
             session.cancel()
+            if finished is not None:
+                finished.wait(CLOSE_WAIT_S)
             session.close()
 
     def _install(self, session: Session) -> None:
         with self._lock:
+            if self._closed:  # closed while this session was opening (its tab went away)
+                session.close()
+                raise SessionError("This session was closed: reload the page to start again.")
             old, self.session = self.session, session
             self.frame, self.pending_box, self._seen_session_messages = 0, None, 0
             self._recent.clear()
@@ -392,6 +407,9 @@ class Interaction:
         except SessionError as error:
             failed = True
             self._note(ERROR, str(error))
+        except BaseException:
+            failed = True
+            raise
         finally:
             # Also when the front end closes this generator (a cancelled Gradio event): the run ends here.
             run.close()
@@ -537,8 +555,8 @@ class Interaction:
             )
         try:
             image, mapping = session.render(frame, display_size or self.display_size)
-        except SessionError as error:
-            messages += (Message(ERROR, str(error)),)
+        except SessionError as error:  # an undecodable frame: say so, but let the user act elsewhere
+            messages += (Message(WARNING, str(error)),)
             image, mapping = None, None
         corner = None
         if pending is not None and pending[0] == frame and image is not None:

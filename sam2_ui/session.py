@@ -160,8 +160,10 @@ class Session:
             ) from error
 
     def close(self) -> None:
-        """Release the frames, features and tracking state."""
-        self._tracker.close()
+        """Stop any tracking run and release the frames, features and tracking state."""
+        self._cancel.set()
+        with self._model_lock:  # not under a running predictor call
+            self._tracker.close()
 
     def __enter__(self) -> Session:
         return self
@@ -616,6 +618,12 @@ class Session:
     def _next_frame(self, steps: Iterator[FrameResult], done: int) -> FrameResult:
         try:
             return next(steps)
+        except VideoSourceError as error:  # a damaged file: frames after some point cannot be decoded
+            self._tracker.invalidate()
+            raise SessionError(
+                f"Tracking stopped: {error}. The video file looks damaged there; the frames tracked so far "
+                "are kept. Track up to the frame before, or re-encode the video."
+            ) from error
         except RuntimeError as error:
             self._tracker.invalidate()
             if done == 0 and "prompt" in str(error):
@@ -841,8 +849,11 @@ class Session:
 
         Runs inside `_edit` (model lock held); the same code rebuilds masks when a saved log is replayed.
         """
-        self._tracker.sync(self._history.log() + change.actions)
-        result = self._tracker.run(action)
+        try:
+            self._tracker.sync(self._history.log() + change.actions)
+            result = self._tracker.run(action)
+        except VideoSourceError as error:
+            raise SessionError(f"Cannot decode this frame of {self._media.description}: {error}") from error
         with self._lock:
             self._clock += 1
             self._apply_effect(change, action, result, self._clock)

@@ -436,3 +436,61 @@ def test_stop_can_wait_for_the_run_to_end_and_show_where_it_stopped(ui):
     assert view.progress is None and not view.enabled["stop"]
     assert view.notes[-1].startswith("Stopped forward") and ui.session.last_propagation.cancelled
     assert ui.view().notes == view.notes  # notes stay in later views for the status line
+
+
+def test_closing_while_a_video_opens_closes_the_new_session_too(frames, monkeypatch):
+    ui = Interaction(predictor(), display_size=DISPLAY)
+    opened = []
+    original = Session.open
+
+    def open_then_tab_closes(*args, **kwargs):
+        session = original(*args, **kwargs)
+        opened.append(session)
+        ui.close()  # the tab went away while the upload was being opened
+        return session
+
+    monkeypatch.setattr(Session, "open", open_then_tab_closes)
+    view = ui.open(frames)
+    assert ui.session is None and view.errors == ["This session was closed: reload the page to start again."]
+    assert opened[0]._tracker.state.objects == [] and opened[0]._cancel.is_set()
+
+
+def test_an_undecodable_frame_is_a_warning_and_other_frames_still_work(ui, monkeypatch):
+    from model.errors import VideoSourceError
+
+    source = ui.session._media.frames
+    original = source.rgb
+
+    def broken(index):
+        if index == 3:
+            raise VideoSourceError("frame 3 is damaged")
+        return original(index)
+
+    monkeypatch.setattr(source, "rgb", broken)
+    view = ui.go_to(3)
+    assert view.image is None and view.errors == [] and "frame 3 is damaged" in view.messages[0].text
+    view = ui.go_to(1)
+    assert view.image is not None
+    view = ui.click(*display_of(*disc_centre(1)))
+    assert view.errors == [] and view.objects[0].timeline[1] == PROMPTED
+
+
+def test_tracking_into_a_damaged_frame_stops_with_a_message_and_keeps_what_was_tracked(ui, monkeypatch):
+    from model.errors import VideoSourceError
+
+    ui.click(*display_of(*disc_centre(0)))
+    source = ui.session._media.frames
+    original = source.rgb
+
+    def broken(index):
+        if index == 3:
+            raise VideoSourceError("frame 3 is damaged")
+        return original(index)
+
+    monkeypatch.setattr(source, "rgb", broken)
+    views = list(ui.propagate("forward"))
+    assert "Tracking stopped: frame 3 is damaged" in views[-1].errors[0]
+    assert not any(n.startswith("Tracked") for n in views[-1].notes)
+    assert ui.session.tracked_frames(1) == [0, 1, 2] and not ui.session.is_propagating
+    monkeypatch.setattr(source, "rgb", original)
+    assert ui.click(*display_of(*disc_centre(1))).errors == []  # the session keeps working
