@@ -14,7 +14,11 @@ named after the engine verb (``/add_point``, ``/propagate``, ...), listed on the
 from __future__ import annotations
 
 import argparse
+import functools
+import inspect
 import json
+import logging
+import os
 import shutil
 import threading
 import time
@@ -42,6 +46,7 @@ VIEW_GROUP = "view"  # redraws of computed masks: never wait behind model work
 DISPLAY_SIZE = (960, 640)
 TIMELINE_WIDTH = 960
 STREAM_INTERVAL_S = 0.25  # least time between two streamed previews of a tracking run
+KEEP_EXPORTS = 3
 STOP_WAIT_S = 30.0  # Stop waits for the run to end (within a frame) to draw where it stopped
 TOOL_LABELS = {
     "positive": "+ point (object)",
@@ -94,6 +99,46 @@ def view_to_json(view: View) -> dict[str, Any]:
     }
 
 
+LOG = logging.getLogger("sam2_ui.app")
+
+
+def guarded(fn: Callable) -> Callable:
+    """``fn`` with unexpected errors turned into a message for the user (and a log entry with the
+    traceback): the tab keeps working, as it does after the errors the engine expects."""
+
+    def fail(error: Exception) -> gr.Error:
+        LOG.exception("handler %s failed", getattr(fn, "__name__", fn))
+        return gr.Error(
+            f"Something went wrong ({type(error).__name__}: {error}). The session keeps what it had: try "
+            "again, or reload the page if it happens again.",
+            print_exception=False,
+        )
+
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def generator(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            try:
+                yield from fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except Exception as error:
+                raise fail(error) from error
+
+        return generator
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as error:
+            raise fail(error) from error
+
+    return call
+
+
 def _raise_errors(view: View) -> View:
     """Errors become a Gradio error (a toast in the browser, an exception in a client); warnings a toast."""
     for message in view.messages:
@@ -141,29 +186,38 @@ def _escape(text: str) -> str:
 
 BROWSER_SCRIPT = """
 () => {
-  const keys = new Set(KEYS);
-  // Browser events Gradio does not forward go to the server through one hidden textbox and button.
-  const send = (text) => {
-    const box = document.querySelector('#sam2-event textarea, #sam2-event input');
-    const button = document.querySelector('#sam2-event-send');
-    if (!box || !button) return false;
+  const commands = COMMANDS;  // key -> command name: the interaction layer's key map
+  const queue = [];
+  let sending = false;
+  // Events Gradio does not forward reach the server through hidden textbox + button pairs, one at a time.
+  const pump = () => {
+    if (sending || queue.length === 0) return;
+    const [channel, text] = queue.shift();
+    const box = document.querySelector('#' + channel + ' textarea, #' + channel + ' input');
+    const button = document.querySelector('#' + channel + '-send');
+    if (!box || !button) return;
+    sending = true;
     box.value = text;
     box.dispatchEvent(new Event('input', { bubbles: true }));
-    setTimeout(() => button.click(), 30);
-    return true;
+    setTimeout(() => { button.click(); sending = false; setTimeout(pump, 60); }, 40);
   };
+  const send = (channel, text) => { queue.push([channel, text]); pump(); };
+  const typing = (el) => el && (el.tagName === 'TEXTAREA' || el.isContentEditable ||
+    (el.tagName === 'INPUT' && ['text', 'search', 'number', 'email', 'password', 'url'].includes(el.type)));
   document.addEventListener('keydown', (event) => {
-    const target = event.target;
-    const typing = target && (target.tagName === 'INPUT' || target.tagName === 'TEXTAREA');
-    if (typing || (target && target.isContentEditable)) return;
-    let key = event.key;
+    if (typing(event.target) || event.altKey) return;
+    let key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
+    let command = commands[key];
     if (event.ctrlKey || event.metaKey) {
-      if (!['z', 'Z', 'y', 'Y'].includes(key)) return;
-      key = 'Ctrl+' + (event.shiftKey ? 'Shift+' : '') + key.toLowerCase();
-    } else if (!keys.has(key.length === 1 ? key.toLowerCase() : key)) {
-      return;
+      command = key === 'z' ? (event.shiftKey ? 'redo' : 'undo') : key === 'y' ? 'redo' : undefined;
     }
-    if (send('key:' + key)) event.preventDefault();
+    if (!command) return;
+    event.preventDefault();
+    // A command with a button goes through that button: the same handler, queue and streaming.
+    const button = document.querySelector('#cmd-' + command);
+    if (button && !button.disabled) { button.click(); return; }
+    if (button && command !== 'stop') return;  // Esc with nothing to stop still drops a half-given box
+    send('sam2-view-event', 'key:' + key);
   });
   document.addEventListener('contextmenu', (event) => {
     const frame = document.querySelector('#sam2-frame');
@@ -176,13 +230,14 @@ BROWSER_SCRIPT = """
     const y = Math.round((event.clientY - rect.top - (rect.height - image.naturalHeight * r) / 2) / r);
     if (x < 0 || y < 0 || x >= image.naturalWidth || y >= image.naturalHeight) return;
     event.preventDefault();
-    send('right:' + x + ',' + y);
+    const shown = document.querySelector('#sam2-slider input[type=number]');
+    send('sam2-event', 'right:' + x + ',' + y + ',' + (shown ? shown.value : ''));
   });
 }
-""".replace("KEYS", json.dumps(sorted(KEYMAP)))
+""".replace("COMMANDS", json.dumps(KEYMAP))
 
 CSS = """
-#sam2-event, #sam2-event-send {
+#sam2-event, #sam2-event-send, #sam2-view-event, #sam2-view-event-send {
   position: absolute !important; left: -10000px !important; width: 1px !important;
 }
 .sam2-objects div { padding: 2px 0; }
@@ -192,12 +247,16 @@ CSS = """
 
 
 def on_zero_gpu() -> bool:
-    """Whether the app runs where ``spaces.GPU`` lends a GPU per call (a Hugging Face ZeroGPU Space)."""
+    """Whether the app runs where ``spaces.GPU`` lends a GPU per call (a Hugging Face ZeroGPU Space).
+
+    Spaces set ``SPACES_ZERO_GPU`` on ZeroGPU hardware; the ``spaces`` package alone is also installed on
+    Spaces with a GPU of their own, where state may stay on it.
+    """
     try:
         import spaces  # type: ignore[import-not-found]  # noqa: F401
     except ImportError:
         return False
-    return True
+    return os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true")
 
 
 def _gpu(duration: int | Callable[..., int] = 60) -> Callable:
@@ -269,7 +328,7 @@ class App:
         except SessionError as error:
             raise gr.Error(str(error), print_exception=False) from error
         ui.limits = limits
-        view = ui.open(path)
+        view = ui.open(self.keep_upload(path, request))
         for note in notes:
             gr.Warning(note)
         return view
@@ -287,13 +346,29 @@ class App:
         except SessionError as error:
             raise gr.Error(str(error), print_exception=False) from error
         ui.limits = limits
-        return ui.load(session_file, media)
+        for note in notes:
+            gr.Warning(note)
+        return ui.load(session_file, self.keep_upload(media, request))
+
+    def keep_upload(self, path: str, request: gr.Request) -> Path:
+        """The tab's own copy of an upload (a hard link where possible): Gradio's cache of uploads is
+        cleaned on a timer, while the session reads its video for as long as it lives."""
+        upload = Path(path)
+        folder = self.registry.workdir(request.session_hash) / "media" / f"{time.time_ns()}"
+        folder.mkdir(parents=True)
+        kept = folder / upload.name
+        try:
+            os.link(upload, kept)
+        except OSError:
+            shutil.copyfile(upload, kept)
+        return kept
 
     def export(self, kind: str, request: gr.Request) -> str:
         ui = self.interaction(request)
         try:
             workdir = self.registry.workdir(request.session_hash)
-            for old in workdir.glob(f"export_{kind}_*"):  # Gradio has copied earlier downloads to its cache
+            # Gradio copies a download to its cache once served: keep only the latest few of each kind.
+            for old in sorted(workdir.glob(f"export_{kind}_*"))[:-KEEP_EXPORTS]:
                 shutil.rmtree(old, ignore_errors=True)
             return str(ui.export(kind, workdir / f"export_{kind}_{time.time_ns()}"))
         except SessionError as error:
@@ -334,7 +409,16 @@ class App:
                     with gr.Row():
                         buttons = {}
                         buttons["prev_frame"] = gr.Button("◀ Prev", size="sm", elem_id="cmd-prev_frame")
-                        slider = gr.Slider(0, 1, value=0, step=1, label="Frame", interactive=False, scale=6)
+                        slider = gr.Slider(
+                            0,
+                            1,
+                            value=0,
+                            step=1,
+                            label="Frame",
+                            interactive=False,
+                            scale=6,
+                            elem_id="sam2-slider",
+                        )
                         buttons["next_frame"] = gr.Button("Next ▶", size="sm", elem_id="cmd-next_frame")
                     timeline_image = gr.Image(
                         show_label=False,
@@ -420,6 +504,8 @@ class App:
                         gr.Markdown(key_help_markdown())
                     event_box = gr.Textbox(elem_id="sam2-event", show_label=False, container=False)
                     event_send = gr.Button("event", elem_id="sam2-event-send")
+                    view_event_box = gr.Textbox(elem_id="sam2-view-event", show_label=False, container=False)
+                    view_event_send = gr.Button("view event", elem_id="sam2-view-event-send")
                     view_json = gr.JSON(visible=False)
 
             outputs = [
@@ -433,6 +519,7 @@ class App:
                 key_state,
             ]
             outputs += [buttons[c] for c in BUTTON_COMMANDS]
+            outputs += list(download_buttons.values())
 
             def draw(view: View, request: gr.Request) -> tuple:
                 n = view.num_frames
@@ -454,6 +541,10 @@ class App:
                     view_to_json(view),
                     getattr(request, "session_hash", None),
                     *(gr.update(interactive=bool(view.enabled.get(c))) for c in BUTTON_COMMANDS),
+                    *(
+                        gr.update(interactive=bool(view.enabled.get("save" if k == "session" else "export")))
+                        for k in download_buttons
+                    ),
                 )
 
             def ui_with(action: Callable[[Interaction, Any], View]) -> Callable:
@@ -526,14 +617,15 @@ class App:
             )
 
             # --- clicks on the frame
-            def on_select(evt: gr.SelectData, request: gr.Request) -> tuple:
+            def on_select(shown: float | None, evt: gr.SelectData, request: gr.Request) -> tuple:
                 ui_ = self.interaction(request)
                 x, y = evt.index[0], evt.index[1]
-                return draw(_raise_errors(ui_.click(x, y)), request)
+                frame = None if shown is None else int(shown)  # the frame the person saw when clicking
+                return draw(_raise_errors(ui_.click(x, y, frame=frame)), request)
 
             frame_image.select(
                 gpu(30)(on_select),
-                None,
+                [slider],
                 outputs,
                 api_name="ui_click",
                 api_visibility="undocumented",
@@ -674,21 +766,25 @@ class App:
                 concurrency_limit=None,
             )
 
-            # --- keys and right clicks: the browser sends what happened, the interaction layer decides
-            def on_browser_event(text: str, request: gr.Request) -> tuple:
+            # --- right clicks and keys without a button: the browser says what happened, the interaction
+            # layer decides what it means (keys with a button click that button in the browser)
+            def on_right_click(text: str, request: gr.Request) -> tuple:
                 ui_ = self.interaction(request)
-                kind, _, value = (text or "").partition(":")
-                if kind == "right":  # a right click on the frame: a negative point, as in Meta's demo
-                    x, y = (float(v) for v in value.split(","))
-                    view = ui_.click(x, y, negative=True)
-                elif kind == "key":
-                    key, ctrl, shift = _parse_key(value)
-                    view = ui_.key(key, ctrl=ctrl, shift=shift)
-                else:
-                    view = ui_.view()
+                try:
+                    x, y, shown = (text or "").removeprefix("right:").split(",")
+                    frame = int(float(shown)) if shown else None
+                    view = ui_.click(float(x), float(y), negative=True, frame=frame)  # as in Meta's demo
+                except ValueError:
+                    view = ui_.view()  # not a click the page script sends: nothing to do
                 return draw(_raise_errors(view), request)
 
-            on(event_send.click, on_browser_event, [event_box], "event", group=MODEL_GROUP)
+            def on_key(text: str, request: gr.Request) -> tuple:
+                ui_ = self.interaction(request)
+                key, ctrl, shift = _parse_key((text or "").removeprefix("key:"))
+                return draw(_raise_errors(ui_.key(key, ctrl=ctrl, shift=shift)), request)
+
+            on(event_send.click, on_right_click, [event_box], "right_click", group=MODEL_GROUP)
+            on(view_event_send.click, on_key, [view_event_box], "key")
 
             # --- downloads
             for kind, button in download_buttons.items():
@@ -703,6 +799,9 @@ class App:
 
             self._add_api(gpu)
             demo.load(None, None, None, js=BROWSER_SCRIPT)
+            for block_fn in demo.fns.values():  # every handler: unexpected errors become a message
+                if block_fn.fn is not None:
+                    block_fn.fn = guarded(block_fn.fn)
             demo.unload(self.close_session)
         demo.app_state = self  # for tests and tools: the registry and limits behind this Blocks
         return demo

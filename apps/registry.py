@@ -8,6 +8,7 @@ tab whose session was closed is told why, and starts a fresh session.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
 import threading
@@ -117,7 +118,9 @@ class SessionRegistry:
         expired = []
         with self._lock:
             for key, entry in list(self._entries.items()):
-                if now - entry.last_used > self.ttl_s and not _busy(entry):
+                if _busy(entry):  # a long run counts as use: the time-to-live starts when it ends
+                    entry.last_used = now
+                elif now - entry.last_used > self.ttl_s:
                     expired.append(self._entries.pop(key))
                     self._remember(
                         key,
@@ -172,4 +175,5 @@ def _close(entry: Entry) -> None:
 
 
 def _safe(key: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in key)[:80] or "session"
+    """A folder name for a key: distinct keys never share a folder."""
+    return hashlib.sha256(key.encode()).hexdigest()[:32]

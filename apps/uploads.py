@@ -39,6 +39,7 @@ class AppLimits:
         return Limits(max_frames=frames, max_side=self.max_side)
 
 
+MB = 2**20  # as Gradio counts max_file_size
 ACCEPTED = VIDEO_SUFFIXES + IMAGE_SUFFIXES + (".webp", ".bmp")
 SESSION_SUFFIX = ".json"
 
@@ -57,9 +58,9 @@ def check_upload(path: str | os.PathLike | None, limits: AppLimits) -> tuple[Lim
         ) from error
     if size == 0:
         raise SessionError(f"{path.name} is empty (0 bytes): upload the file again.")
-    if size > limits.max_upload_mb * 1e6:
+    if size > limits.max_upload_mb * MB:
         raise SessionError(
-            f"{path.name} is {size / 1e6:.0f} MB, over this app's limit of {limits.max_upload_mb:.0f} MB: "
+            f"{path.name} is {size / MB:.1f} MB, over this app's limit of {limits.max_upload_mb:g} MB: "
             "trim or compress the video, or run the app yourself with a higher --max-upload-mb."
         )
     if suffix not in ACCEPTED:

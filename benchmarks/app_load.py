@@ -154,7 +154,7 @@ def click_handler_alone(predictor, clip: Path, clicks: int) -> list[float]:
     for k in range(clicks + 1):
         x, y = 30 + (k * 13) % (w - 60), 30 + (k * 29) % (h - 60)  # distinct spots: never on a marker
         began = time.perf_counter()
-        handlers["ui_click"](gr.SelectData(None, {"index": [x, y], "value": None}), request)
+        handlers["ui_click"](None, gr.SelectData(None, {"index": [x, y], "value": None}), request)
         if k:  # the first click also encodes the frame
             times.append(time.perf_counter() - began)
     app.registry.close_all()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -54,6 +55,7 @@ TOOLS = (POSITIVE, NEGATIVE, BOX)
 DIRECTIONS = ("forward", "backward", "both")
 EXPORT_KINDS = ("pngs", "davis", "coco", "video", "session")
 DEFAULT_DISPLAY = (960, 720)
+MAX_POINTS_PER_SIDE = 64
 RECENT_NOTES = 2
 CLOSE_WAIT_S = 30.0  # closing waits this long at most for a tracking run to end
 
@@ -124,6 +126,7 @@ class Interaction:
         self._progress: Progress | None = None
         self._run_finished: threading.Event | None = None
         self._closed = False
+        self.last_export: Path | None = None  # what the "export" and "save" commands wrote last
 
     # ============================================================================================ media
     def open(self, source: Any, fps: float | None = None) -> View:
@@ -197,8 +200,12 @@ class Interaction:
         y: float,
         display_size: tuple[int, int] | None = None,
         negative: bool = False,
+        frame: int | None = None,
     ) -> View:
         """A click at display pixel (x, y) of the image rendered at ``display_size`` (default: ours).
+
+        ``frame``: the frame the person saw when clicking (a front end whose events queue may pass it, so
+        the click lands there even if the current frame moved meanwhile); default: the current frame.
 
         With a point tool: a click on an existing point marker removes that point; otherwise it adds a
         point to the selected object (negative with the negative tool, or ``negative=True``, e.g. a right
@@ -207,6 +214,8 @@ class Interaction:
         session = self._require_session()
         if session is None:
             return self.view()
+        if frame is not None:
+            self._show(int(frame))
         mapping = DisplayMapping.fit(session.size, display_size or self.display_size)
         fx, fy = mapping.to_frame(x, y)
         if not mapping.contains(fx, fy):
@@ -335,11 +344,23 @@ class Interaction:
             return self.view()
         return self._run(lambda: self._note(INFO, f"Redid {session.redo()}."), None)
 
-    def segment_everything(self, **amg_kwargs: Any) -> View:
-        """Automatic masks on the current frame; each becomes a new object (one undo step)."""
+    def segment_everything(self, points_per_side: int = 16, **amg_kwargs: Any) -> View:
+        """Automatic masks on the current frame; each becomes a new object (one undo step).
+
+        ``points_per_side`` (1 to `MAX_POINTS_PER_SIDE`) sets the grid of prompts: the work grows with its
+        square. Other keyword arguments go to ``SAM2AutomaticMaskGenerator``.
+        """
         session = self._require_session()
         if session is None:
             return self.view()
+        if isinstance(points_per_side, bool) or not isinstance(points_per_side, int) or not (
+            1 <= points_per_side <= MAX_POINTS_PER_SIDE
+        ):
+            return self._error(
+                f"Points per side must be a whole number from 1 to {MAX_POINTS_PER_SIDE}, got "
+                f"{points_per_side!r}: 16 is a good start, 32 finds smaller objects (4x slower)."
+            )
+        amg_kwargs["points_per_side"] = points_per_side
 
         def run() -> None:
             found = session.segment_everything(self.frame, **amg_kwargs)
@@ -374,8 +395,11 @@ class Interaction:
         return self.view()
 
     # ============================================================================================ tracking
-    def propagate(self, direction: str = "both", every: int = 1) -> Iterator[View]:
-        """Track from the current frame, yielding a view every ``every`` tracked frames and one at the end.
+    def propagate(self, direction: str = "both", min_interval_s: float = 0.0) -> Iterator[View]:
+        """Track from the current frame, yielding a view of the frame just tracked and one at the end.
+
+        ``min_interval_s``: build and yield a view at most that often (a view renders the frame and the
+        timelines; a browser shows a few per second), always the last one.
 
         The shown frame follows the tracked frame. `stop` (any thread) ends the run within one frame;
         closing the generator does too. Errors end the run with an error message in the last view.
@@ -395,6 +419,7 @@ class Interaction:
         finished = threading.Event()  # set once the run is over and said so; what `stop` waits for
         self._run_finished = finished
         failed = False
+        shown = float("-inf")
         try:
             for progress in run:
                 with self._lock:
@@ -402,7 +427,8 @@ class Interaction:
                     self._progress = Progress(
                         progress.done, progress.total, progress.eta_s, progress.direction
                     )
-                if progress.done % every == 0 or progress.done == progress.total:
+                if time.monotonic() - shown >= min_interval_s:
+                    shown = time.monotonic()
                     yield self.view()
         except SessionError as error:
             failed = True
@@ -484,12 +510,18 @@ class Interaction:
         if name.startswith("tool_"):
             return self.set_tool(name[len("tool_") :])
         if name.startswith("propagate_"):
-            views = list(self.propagate(name[len("propagate_") :], every=10**9))
+            views = list(self.propagate(name[len("propagate_") :], min_interval_s=float("inf")))
             return views[-1]
         handler = self._handlers().get(name)
         if handler is None:
             return self._error(f"Unknown command {name!r}.")
-        return handler(**kwargs)
+        try:
+            return handler(**kwargs)
+        except TypeError as error:  # missing or unknown arguments: say which the command takes
+            import inspect
+
+            takes = ", ".join(inspect.signature(handler).parameters) or "no arguments"
+            return self._error(f"Command {name!r} takes {takes} ({error}).")
 
     def key(self, key: str, ctrl: bool = False, shift: bool = False, meta: bool = False) -> View:
         """A key press (DOM key names): runs the command of the shared key map, if any."""
@@ -514,11 +546,22 @@ class Interaction:
             "segment_everything": self.segment_everything,
             "open": self.open,
             "load": self.load,
+            "export": self._export_command,
+            "save": lambda out_dir: self._export_command("session", out_dir),
             "next_frame": lambda: self.go_to(self.frame + 1),
             "prev_frame": lambda: self.go_to(self.frame - 1),
             "first_frame": lambda: self.go_to(0),
             "last_frame": lambda: self.go_to(last()),
         }
+
+    def _export_command(self, kind: str, out_dir: str | Path) -> View:
+        try:
+            path = self.export(kind, out_dir)
+        except SessionError as error:
+            return self._error(error)
+        self.last_export = path
+        self._note(INFO, f"Wrote {path.name}.")
+        return self.view()
 
     def _select_nth(self, n: int) -> View:
         session = self._require_session()

@@ -43,6 +43,13 @@ def client_for(app) -> Client:
     return Client(app[1], verbose=False, download_files=str(app[0].registry.root / "client_downloads"))
 
 
+def wait_for(job, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not job.done():
+        assert time.monotonic() < deadline, "the tracking run did not end"
+        time.sleep(0.05)
+
+
 def api_masks(client: Client, num_frames: int) -> dict[tuple[int, int], np.ndarray]:
     out = {}
     for frame in range(num_frames):
@@ -161,8 +168,7 @@ def test_stop_ends_a_running_propagation_within_a_frame(app, tmp_path):
             done_when_stopped = update["progress"]["done"]
             client.predict(api_name="/stop")
             break
-    while not job.done():
-        time.sleep(0.05)
+    wait_for(job)
     last = job.outputs()[-1]
     assert any(m["text"].startswith("Stopped forward") for m in last["messages"])
     final = client.predict(api_name="/view")
@@ -257,5 +263,4 @@ def test_scrubbing_does_not_wait_behind_another_users_tracking(app, clip, tmp_pa
     assert not job.done(), "the redraws waited for the other user's tracking run"
     assert frames == [3, 1, 5] and list(masks) == ["1"]
     tracker.predict(api_name="/stop")
-    while not job.done():
-        time.sleep(0.05)
+    wait_for(job)

@@ -139,7 +139,7 @@ def test_a_bad_upload_shows_a_message_and_the_tab_keeps_working_in_chromium(brow
         page.close()
 
 
-def test_tracking_streams_previews_and_stop_ends_it_in_chromium(browser, tmp_path):
+def test_keys_track_with_streamed_previews_and_escape_stops_in_chromium(browser, tmp_path):
     clip = write_clip(tmp_path / "long.mp4", num_frames=60)
     with running_app(tmp_path / "app") as (app, url):
         page = browser.new_page(viewport={"width": 1500, "height": 1100})
@@ -150,7 +150,8 @@ def test_tracking_streams_previews_and_stop_ends_it_in_chromium(browser, tmp_pat
         box = frame.bounding_box()
         frame.click(position={"x": box["width"] / 2, "y": box["height"] / 2})
         expect(page.locator("#sam2-objects")).to_contain_text("1. object 1", timeout=30_000)
-        page.locator("#cmd-propagate_forward").click()
+        page.locator("body").click(position={"x": 5, "y": 5})
+        page.keyboard.press("f")  # the key map: track forward (through the button: streamed, cancellable)
         status = page.locator("#sam2-status")
         expect(status).to_contain_text("Tracking forward", timeout=30_000)
         previews = {frame.get_attribute("src")}
@@ -159,7 +160,7 @@ def test_tracking_streams_previews_and_stop_ends_it_in_chromium(browser, tmp_pat
             previews.add(frame.get_attribute("src"))
             time.sleep(0.05)
         assert len(previews) >= 3
-        page.locator("#cmd-stop").click()
+        page.keyboard.press("Escape")  # the key map: stop
         expect(status).to_contain_text("Stopped forward", timeout=30_000)
         (entry,) = app.registry._entries.values()
         summary = entry.interaction.session.last_propagation

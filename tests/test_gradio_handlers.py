@@ -59,9 +59,12 @@ class Tab:
             return list(fn(self.request, progress=lambda *a, **k: None))
         return fn(*args, self.request)
 
-    def select(self, api_name: str, x: float, y: float | None = None):
+    def select(self, api_name: str, x: float, y: float | None = None, shown: int | None = None):
         index = x if y is None else [x, y]  # a dataset sends its row, an image [x, y]
-        return self(api_name, gr.SelectData(None, {"index": index, "value": None}))
+        data = gr.SelectData(None, {"index": index, "value": None})
+        if api_name == "ui_click":  # the frame click also sends the frame shown (the slider)
+            return self(api_name, shown, data)
+        return self(api_name, data)
 
     @property
     def ui(self) -> Interaction:
@@ -79,7 +82,8 @@ def test_every_button_and_event_has_a_handler(app):
         "ui_timeline",
         "ui_go_to",
         "ui_set_tool",
-        "ui_event",
+        "ui_key",
+        "ui_right_click",
         "ui_select_object",
         "ui_example",
         "export_pngs",
@@ -122,7 +126,7 @@ def test_a_whole_session_through_the_handlers(app, clip):
     assert out[VIEW]["frame"] == 5
     assert tab("ui_prev_frame")[VIEW]["frame"] == 4 and tab("ui_next_frame")[VIEW]["frame"] == 5
     assert tab("ui_go_to", 2)[VIEW]["frame"] == 2
-    out = tab("ui_event", "key:Ctrl+z")
+    out = tab("ui_key", "key:Ctrl+z")
     assert "Undid propagate forward" in out[STATUS]
     assert tab("ui_redo")[VIEW]["objects"][0]["timeline"].replace("D", "M") == "PMMMMM"
     assert tab("ui_undo")[VIEW]["objects"][0]["timeline"] == "P....."
@@ -167,10 +171,11 @@ def test_handler_errors_raise_a_gradio_error_and_keep_the_view(app, clip):
         tab("ui_propagate_both")
     with pytest.raises(gr.Error, match="There are no masks to export"):
         tab("export_pngs")
-    assert tab("ui_event", "key:F5")[VIEW]["messages"] == []  # a key without a command does nothing
+    assert tab("ui_key", "key:F5")[VIEW]["messages"] == []  # a key without a command does nothing
     tab("ui_add_object", "")
     cx, cy = (round(c) for c in disc_centre(0))
-    tab("ui_event", f"right:{cx},{cy}")  # a right click on the frame
+    tab("ui_right_click", f"right:{cx},{cy},0")  # a right click on frame 0
+    assert tab("ui_right_click", "right:abc")[VIEW]["messages"] == []  # not from the page: ignored
     ((x, y, positive),) = tab.ui.session.prompts(0)[1].points
     assert not positive and (x, y) == (cx, cy)
 
@@ -252,7 +257,7 @@ def test_a_long_video_is_cut_to_its_first_seconds_with_a_note(tmp_path):
 def test_upload_checks_refuse_what_the_app_cannot_use(tmp_path):
     big = tmp_path / "big.mp4"
     big.write_bytes(b"\0" * 2_000_000)
-    with pytest.raises(SessionError, match="over this app's limit of 1 MB"):
+    with pytest.raises(SessionError, match="is 1.9 MB, over this app's limit of 1 MB"):
         check_upload(big, AppLimits(max_upload_mb=1))
     doc = tmp_path / "doc.docx"
     doc.write_bytes(b"PK")
@@ -338,6 +343,7 @@ def test_on_zero_gpu_model_handlers_run_under_spaces_gpu_and_state_stays_on_the_
     spaces = ModuleType("spaces")
     spaces.GPU = gpu
     monkeypatch.setitem(sys.modules, "spaces", spaces)
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")  # what a ZeroGPU Space sets
     zero = App(predictor(), TEST_LIMITS, display_size=(WIDTH, HEIGHT), work_root=tmp_path)
     zero.demo = zero.build()
     tab = Tab(zero, "zero-gpu")
@@ -348,3 +354,26 @@ def test_on_zero_gpu_model_handlers_run_under_spaces_gpu_and_state_stays_on_the_
     assert wrapped == ["on_open", "on_select", "run"]
     assert tab.ui.state_on_cpu and tab.ui.session._tracker.state.offload_state_to_cpu
     zero.registry.close_all()
+
+
+def test_an_unexpected_error_in_a_handler_becomes_a_message_and_the_tab_keeps_working(app, clip, monkeypatch):
+    tab = Tab(app, "handlers-crash")
+    tab("open", str(clip))
+
+    def crash(self, name=None):
+        raise RuntimeError("disk on fire")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Interaction, "add_object", crash)
+        with pytest.raises(gr.Error, match=r"Something went wrong \(RuntimeError: disk on fire\)"):
+            tab("ui_add_object", "")
+    assert tab("ui_add_object", "ball")[VIEW]["objects"][0]["name"] == "ball"
+
+
+def test_a_click_lands_on_the_frame_that_was_shown(app, clip):
+    tab = Tab(app, "handlers-shown")
+    tab("open", str(clip))
+    tab("ui_go_to", 4)
+    tab.ui.frame = 1  # the current frame moved (a tracking run) after the person saw frame 4 and clicked
+    out = tab("ui_click", 4, gr.SelectData(None, {"index": list(disc_centre(4)), "value": None}))
+    assert out[VIEW]["frame"] == 4 and tab.ui.session.prompted_frames() == [4]

@@ -27,11 +27,11 @@ from session_helpers import (
     torch_single_thread,  # noqa: F401 (autouse fixture)
 )
 
-from sam2_ui import DisplayMapping, Session
+from sam2_ui import DisplayMapping, Session, SessionError
 from sam2_ui.interaction import BOX, COMMANDS, NEGATIVE, POSITIVE, Interaction
 from sam2_ui.keys import KEYMAP, command_for_key
 from sam2_ui.quality import DoubtRule
-from sam2_ui.view import DOUBTFUL, ERROR, MASKED, NOTHING, PROMPTED, STALE
+from sam2_ui.view import DOUBTFUL, MASKED, NOTHING, PROMPTED, STALE
 
 DISPLAY = (WIDTH // 2, HEIGHT // 2)
 RECORDED = (
@@ -322,7 +322,7 @@ def test_stop_from_another_thread_ends_the_run_within_one_frame(ui):
     stopper.join()
     rest = list(run)
     summary = ui.session.last_propagation
-    assert summary.cancelled and summary.done <= 2
+    assert summary.cancelled and summary.done == 1  # the run was between frames 1 and 2 when stopped
     assert any(m.text.startswith("Stopped forward") for m in rest[-1].messages)
     assert not rest[-1].enabled["stop"] and rest[-1].enabled["propagate_both"]
 
@@ -376,7 +376,12 @@ def test_exports_write_each_kind_with_the_session_masks(ui, tmp_path):
         assert len(names_) == NUM_FRAMES
         with archive.open(names_[3]) as f:
             assert np.array_equal(np.asarray(Image.open(f)) > 0, ui.session.mask(3, 1))
-    assert any(m.level == ERROR for m in Interaction(predictor()).click(0, 0).messages)
+    view = ui.command("export", kind="coco", out_dir=tmp_path / "by_command")
+    assert ui.last_export.is_file() and view.notes[-1] == f"Wrote {ui.last_export.name}."
+    view = ui.command("export")
+    assert view.errors[0].startswith("Command 'export' takes kind, out_dir")
+    with pytest.raises(SessionError, match="Nothing to export yet"):
+        Interaction(predictor()).export("coco", tmp_path)
 
 
 def test_restoring_needs_the_media_and_gives_back_the_same_masks(ui, frames, tmp_path):
@@ -420,21 +425,24 @@ def test_a_point_on_a_missing_frame_is_refused_and_the_current_frame_kept(ui):
 
 def test_stop_can_wait_for_the_run_to_end_and_show_where_it_stopped(ui):
     ui.click(*display_of(*disc_centre(0)))
-    started = threading.Event()
+    started, go = threading.Event(), threading.Event()
     views = []
 
-    def consume():
+    def consume():  # a front end drawing views in its own thread; it pauses after the first one
         for view in ui.propagate("forward"):
             views.append(view)
             started.set()
+            go.wait(60)
 
     worker = threading.Thread(target=consume)
     worker.start()
     assert started.wait(60)
+    threading.Timer(0.2, go.set).start()  # the consumer goes on while stop waits
     view = ui.stop(wait_s=30)
     worker.join(60)
     assert view.progress is None and not view.enabled["stop"]
-    assert view.notes[-1].startswith("Stopped forward") and ui.session.last_propagation.cancelled
+    assert view.notes[-1] == views[-1].notes[-1] and view.notes[-1].startswith("Stopped forward: 1 of 6")
+    assert ui.session.last_propagation.cancelled and ui.session.last_propagation.done == 1
     assert ui.view().notes == view.notes  # notes stay in later views for the status line
 
 
