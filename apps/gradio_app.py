@@ -329,6 +329,7 @@ class App:
             raise gr.Error(str(error), print_exception=False) from error
         ui.limits = limits
         view = ui.open(self.keep_upload(path, request))
+        self.forget_old_uploads(request)
         for note in notes:
             gr.Warning(note)
         return view
@@ -348,7 +349,9 @@ class App:
         ui.limits = limits
         for note in notes:
             gr.Warning(note)
-        return ui.load(session_file, self.keep_upload(media, request))
+        view = ui.load(session_file, self.keep_upload(media, request))
+        self.forget_old_uploads(request)
+        return view
 
     def keep_upload(self, path: str, request: gr.Request) -> Path:
         """The tab's own copy of an upload (a hard link where possible): Gradio's cache of uploads is
@@ -362,6 +365,14 @@ class App:
         except OSError:
             shutil.copyfile(upload, kept)
         return kept
+
+    def forget_old_uploads(self, request: gr.Request) -> None:
+        """Delete the tab's kept uploads that its session no longer reads (after an open or a restore)."""
+        session = self.interaction(request).session
+        in_use = session.source_path.parent if session is not None and session.source_path else None
+        for old in (self.registry.workdir(request.session_hash) / "media").glob("*"):
+            if old != in_use:
+                shutil.rmtree(old, ignore_errors=True)
 
     def export(self, kind: str, request: gr.Request) -> str:
         ui = self.interaction(request)

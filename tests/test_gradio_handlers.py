@@ -377,3 +377,14 @@ def test_a_click_lands_on_the_frame_that_was_shown(app, clip):
     tab.ui.frame = 1  # the current frame moved (a tracking run) after the person saw frame 4 and clicked
     out = tab("ui_click", 4, gr.SelectData(None, {"index": list(disc_centre(4)), "value": None}))
     assert out[VIEW]["frame"] == 4 and tab.ui.session.prompted_frames() == [4]
+
+
+def test_a_tab_keeps_only_the_upload_its_session_reads(app, clip, tmp_path):
+    tab = Tab(app, "handlers-uploads")
+    tab("open", str(clip))
+    first = tab.ui.session.source_path
+    other = write_clip(tmp_path / "other.mp4", num_frames=3)
+    tab("open", str(other))
+    kept = list((app.registry.workdir("handlers-uploads") / "media").glob("*/*"))
+    assert kept == [tab.ui.session.source_path] and not first.exists()
+    assert str(tab.ui.session.source_path).startswith(str(app.registry.workdir("handlers-uploads")))
