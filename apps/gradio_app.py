@@ -575,19 +575,30 @@ class App:
 
                 return handler
 
-            def on(event, fn, inputs, name, group=VIEW_GROUP, gpu_seconds=60, **kwargs):
-                """Bind a handler: model work in the one model queue (and on ZeroGPU under spaces.GPU),
-                redraws beside it, never waiting."""
+            def on(
+                event,
+                fn,
+                inputs,
+                name,
+                group=VIEW_GROUP,
+                gpu_seconds=60,
+                public=False,
+                progress="minimal",
+                **kw,
+            ):
+                """Bind a handler that draws the view: model work in the one model queue (and on ZeroGPU under
+                spaces.GPU), redraws beside it, never waiting. ``public``: listed on the API page as ``name``,
+                else an undocumented ``ui_<name>``."""
                 return event(
                     gpu(gpu_seconds)(fn) if group == MODEL_GROUP else fn,
                     inputs,
                     outputs,
-                    api_name=f"ui_{name}",
-                    api_visibility="undocumented",
+                    api_name=name if public else f"ui_{name}",
+                    api_visibility="public" if public else "undocumented",
                     concurrency_id=group,
                     concurrency_limit=1 if group == MODEL_GROUP else None,
-                    show_progress="minimal",
-                    **kwargs,
+                    show_progress=progress,
+                    **kw,
                 )
 
             # --- media
@@ -597,34 +608,21 @@ class App:
             def on_example(evt: gr.SelectData, request: gr.Request) -> tuple:
                 return on_open(str(self.examples[evt.index]), request)
 
-            media.upload(
-                gpu(60)(on_open),
-                [media],
-                outputs,
-                api_name="open",
-                concurrency_id=MODEL_GROUP,
-                concurrency_limit=1,
-            )
-            example_picker.dataset.select(
-                gpu(60)(on_example),
-                None,
-                outputs,
-                api_name="ui_example",
-                api_visibility="undocumented",
-                concurrency_id=MODEL_GROUP,
-                concurrency_limit=1,
-            )
+            on(media.upload, on_open, [media], "open", group=MODEL_GROUP, public=True, progress="full")
+            on(example_picker.dataset.select, on_example, None, "example", group=MODEL_GROUP, progress="full")
 
             def on_restore(session_path: str | None, media_path: str | None, request: gr.Request) -> tuple:
                 return draw(_raise_errors(self.load_session(session_path, media_path, request)), request)
 
-            restore.click(
-                gpu(120)(on_restore),
+            on(
+                restore.click,
+                on_restore,
                 [session_file, session_media],
-                outputs,
-                api_name="load_session",
-                concurrency_id=MODEL_GROUP,
-                concurrency_limit=1,
+                "load_session",
+                group=MODEL_GROUP,
+                gpu_seconds=120,
+                public=True,
+                progress="full",
             )
 
             # --- clicks on the frame
@@ -634,71 +632,42 @@ class App:
                 frame = None if shown is None else int(shown)  # the frame the person saw when clicking
                 return draw(_raise_errors(ui_.click(x, y, frame=frame)), request)
 
-            frame_image.select(
-                gpu(30)(on_select),
-                [slider],
-                outputs,
-                api_name="ui_click",
-                api_visibility="undocumented",
-                concurrency_id=MODEL_GROUP,
-                concurrency_limit=1,
-                show_progress="minimal",
-            )
+            on(frame_image.select, on_select, [slider], "click", group=MODEL_GROUP, gpu_seconds=30)
 
             def on_timeline(evt: gr.SelectData, request: gr.Request) -> tuple:
                 ui_ = self.interaction(request)
                 n = ui_.session.num_frames if ui_.session else 0
                 return draw(ui_.go_to(frame_at(evt.index[0], TIMELINE_WIDTH, n)), request)
 
-            timeline_image.select(
-                on_timeline,
-                None,
-                outputs,
-                api_name="ui_timeline",
-                api_visibility="undocumented",
-                concurrency_id=VIEW_GROUP,
-                concurrency_limit=None,
-                show_progress="hidden",
-            )
+            on(timeline_image.select, on_timeline, None, "timeline", progress="hidden")
 
             # --- frames and tools (redraws only)
-            slider.input(
+            on(
+                slider.input,
                 ui_with(lambda u, frame: u.go_to(int(frame))),
                 [slider],
-                outputs,
-                api_name="ui_go_to",
-                api_visibility="undocumented",
-                concurrency_id=VIEW_GROUP,
-                concurrency_limit=None,
+                "go_to",
+                progress="hidden",
                 trigger_mode="always_last",
-                show_progress="hidden",
             )
             on(buttons["prev_frame"].click, ui(lambda u: u.command("prev_frame")), None, "prev_frame")
             on(buttons["next_frame"].click, ui(lambda u: u.command("next_frame")), None, "next_frame")
-            tool.input(
-                ui_with(lambda u, t: u.set_tool(t)),
-                [tool],
-                outputs,
-                api_name="ui_set_tool",
-                api_visibility="undocumented",
-                concurrency_id=VIEW_GROUP,
-                concurrency_limit=None,
-            )
-            objects.input(
-                ui_with(lambda u, obj: u.select_object(obj)),
+            on(tool.input, ui_with(lambda u, t: u.set_tool(t)), [tool], "set_tool", progress="full")
+            on(
+                objects.input,
+                ui_with(lambda u, o: u.select_object(o)),
                 [objects],
-                outputs,
-                api_name="ui_select_object",
-                api_visibility="undocumented",
-                concurrency_id=VIEW_GROUP,
-                concurrency_limit=None,
+                "select_object",
+                progress="full",
             )
 
             # --- object and history buttons
-            def add_object(name_text: str, request: gr.Request) -> tuple:
-                return draw(_raise_errors(self.interaction(request).add_object(name_text or None)), request)
-
-            on(buttons["add_object"].click, add_object, [name], "add_object")
+            on(
+                buttons["add_object"].click,
+                ui_with(lambda u, text: u.add_object(text or None)),
+                [name],
+                "add_object",
+            )
             on(
                 buttons["remove_object"].click,
                 ui(lambda u: u.remove_object()),
@@ -721,13 +690,9 @@ class App:
                     group=MODEL_GROUP,
                 )
 
-            def segment_everything(pps: float, request: gr.Request) -> tuple:
-                ui_ = self.interaction(request)
-                return draw(_raise_errors(ui_.segment_everything(points_per_side=int(pps))), request)
-
             on(
                 buttons["segment_everything"].click,
-                segment_everything,
+                ui_with(lambda u, pps: u.segment_everything(points_per_side=int(pps))),
                 [points_per_side],
                 "segment_everything",
                 group=MODEL_GROUP,
@@ -738,22 +703,18 @@ class App:
             def track(direction: str) -> Callable:
                 def run(request: gr.Request, progress=gr.Progress()) -> Iterator[tuple]:  # noqa: B008
                     ui_ = self.interaction(request)
-                    with closing(ui_.propagate(direction)) as views:  # a cancelled event ends the run too
-                        yield from stream(views, progress, request)
+                    # Views at most every STREAM_INTERVAL_S (a browser shows no more), and the last one.
+                    views = ui_.propagate(direction, min_interval_s=STREAM_INTERVAL_S)
+                    with closing(views):  # a cancelled event ends the run too
+                        for view in views:
+                            if view.progress is None:  # the end: errors become a message
+                                yield draw(_raise_errors(view), request)
+                                continue
+                            p = view.progress
+                            progress((p.done, p.total), desc=f"Tracking {p.direction}, ~{p.eta_s:.0f} s left")
+                            yield draw(view, request)
 
                 return run
-
-            def stream(views: Iterator[View], progress: Any, request: gr.Request) -> Iterator[tuple]:
-                """Previews at most every STREAM_INTERVAL_S (the browser cannot show more), and the end."""
-                last = 0.0
-                for view in views:
-                    if view.progress is not None:
-                        p = view.progress
-                        progress((p.done, p.total), desc=f"Tracking {p.direction}, ~{p.eta_s:.0f} s left")
-                        if time.monotonic() - last < STREAM_INTERVAL_S:
-                            continue
-                        last = time.monotonic()
-                    yield draw(view if view.progress is not None else _raise_errors(view), request)
 
             track_events = [
                 on(
@@ -766,15 +727,13 @@ class App:
                 )
                 for d in ("backward", "both", "forward")
             ]
-            buttons["stop"].click(
+            on(
+                buttons["stop"].click,
                 ui(lambda u: u.stop(wait_s=STOP_WAIT_S)),
                 None,
-                outputs,
+                "stop",
+                progress="full",
                 cancels=track_events,
-                api_name="ui_stop",
-                api_visibility="undocumented",
-                concurrency_id=VIEW_GROUP,
-                concurrency_limit=None,
             )
 
             # --- right clicks and keys without a button: the browser says what happened, the interaction

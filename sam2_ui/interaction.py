@@ -137,9 +137,6 @@ class Interaction:
             session = Session.open(
                 source, self.predictor, self.limits, fps=fps, state_on_cpu=self.state_on_cpu
             )
-        except SessionError as error:
-            return self._error(error)
-        try:
             self._install(session)
         except SessionError as error:
             return self._error(error)
@@ -161,9 +158,6 @@ class Interaction:
             session = Session.load(
                 session_file, self.predictor, source=media, state_on_cpu=self.state_on_cpu, limits=self.limits
             )
-        except SessionError as error:
-            return self._error(error)
-        try:
             self._install(session)
         except SessionError as error:
             return self._error(error)

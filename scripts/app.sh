@@ -3,9 +3,5 @@
 # Options go to app.py: --model ID | --checkpoint PATH [--config NAME], --device, --host, --port, --share, limits.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VENV=${VENV:-.venv}
-python3 -m venv "$VENV"
-. "$VENV/bin/activate"
-python -m pip install --quiet --upgrade pip
-python -m pip install --quiet -r requirements.txt -e .
+. scripts/user_env.sh
 python app.py "$@"

@@ -463,7 +463,8 @@ def test_closing_while_a_video_opens_closes_the_new_session_too(frames, monkeypa
     assert opened[0]._tracker.state.objects == [] and opened[0]._cancel.is_set()
 
 
-def test_an_undecodable_frame_is_a_warning_and_other_frames_still_work(ui, monkeypatch):
+def damage_frame_3(ui: Interaction, monkeypatch) -> None:
+    """Frame 3 of the session's video cannot be decoded from now on (until monkeypatch undoes it)."""
     from model.errors import VideoSourceError
 
     source = ui.session._media.frames
@@ -475,6 +476,10 @@ def test_an_undecodable_frame_is_a_warning_and_other_frames_still_work(ui, monke
         return original(index)
 
     monkeypatch.setattr(source, "rgb", broken)
+
+
+def test_an_undecodable_frame_is_a_warning_and_other_frames_still_work(ui, monkeypatch):
+    damage_frame_3(ui, monkeypatch)
     view = ui.go_to(3)
     assert view.image is None and view.errors == [] and "frame 3 is damaged" in view.messages[0].text
     view = ui.go_to(1)
@@ -484,18 +489,9 @@ def test_an_undecodable_frame_is_a_warning_and_other_frames_still_work(ui, monke
 
 
 def test_tracking_into_a_damaged_frame_stops_with_a_message_and_keeps_what_was_tracked(ui, monkeypatch):
-    from model.errors import VideoSourceError
-
     ui.click(*display_of(*disc_centre(0)))
-    source = ui.session._media.frames
-    original = source.rgb
-
-    def broken(index):
-        if index == 3:
-            raise VideoSourceError("frame 3 is damaged")
-        return original(index)
-
-    monkeypatch.setattr(source, "rgb", broken)
+    source, original = ui.session._media.frames, ui.session._media.frames.rgb
+    damage_frame_3(ui, monkeypatch)
     views = list(ui.propagate("forward"))
     assert "Tracking stopped: frame 3 is damaged" in views[-1].errors[0]
     assert not any(n.startswith("Tracked") for n in views[-1].notes)
