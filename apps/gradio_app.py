@@ -259,7 +259,7 @@ def on_zero_gpu() -> bool:
     return os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true")
 
 
-def _gpu(duration: int | Callable[..., int] = 60) -> Callable:
+def gpu(duration: int | Callable[..., int] = 60) -> Callable:
     """``spaces.GPU`` where the ``spaces`` package is importable (Hugging Face ZeroGPU), else no wrapper."""
     try:
         import spaces  # type: ignore[import-not-found]
@@ -767,7 +767,7 @@ class App:
                     concurrency_limit=None,
                 )
 
-            self._add_api(gpu)
+            self._add_api()
             demo.load(None, None, None, js=BROWSER_SCRIPT)
             for block_fn in demo.fns.values():  # every handler: unexpected errors become a message
                 if block_fn.fn is not None:
@@ -777,7 +777,7 @@ class App:
         return demo
 
     # ------------------------------------------------------------------------------------------ API
-    def _add_api(self, gpu: Callable) -> None:
+    def _add_api(self) -> None:
         """Scripting endpoints named after the engine verbs; each returns the view as JSON."""
         app = self
 
@@ -892,10 +892,6 @@ class App:
         )
         for fn in (set_tool, go_to, stop, masks, view):
             gr.api(fn, api_name=fn.__name__, concurrency_id=VIEW_GROUP, concurrency_limit=None)
-
-
-def gpu(duration: int | Callable[..., int]) -> Callable:
-    return _gpu(duration)
 
 
 GPU_SECONDS_PER_FRAME = 0.25  # generous for SAM 2.1 tiny on a ZeroGPU slice (about 0.05 s per frame)
