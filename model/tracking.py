@@ -13,7 +13,7 @@ Temporal layout of the memory for frame ``t`` (forward; mirrored when tracking i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -69,34 +69,82 @@ def _tokens(x: torch.Tensor) -> torch.Tensor:
     return x.flatten(2).permute(2, 0, 1)
 
 
-def _memory_frames(frame_idx: int, memory: ObjectMemory, num_maskmem: int, reverse: bool):
-    """(temporal slot, entry) pairs of the spatial memory, conditioning frames first."""
-    pairs = [(0, entry) for entry in memory.conditioning.values()]
+def spatial_memory_frames(
+    frame_idx: int, conditioning: Iterable[int], stored: Container[int], num_maskmem: int, reverse: bool
+) -> list[tuple[int, int]]:
+    """(temporal slot, frame) of the memories a frame attends to: every conditioning frame at slot 0, then
+    the stored non-conditioning frames among the ``num_maskmem - 1`` just before it (slot 1 the oldest)."""
+    pairs = [(0, t) for t in conditioning]
     step = 1 if reverse else -1  # direction of "the past"
     for slot in range(1, num_maskmem):
-        distance = num_maskmem - slot  # slot 1 is the oldest frame, slot num_maskmem-1 the previous one
-        entry = memory.non_conditioning.get(frame_idx + step * distance)
-        if entry is not None:
-            pairs.append((slot, entry))
+        t = frame_idx + step * (num_maskmem - slot)
+        if t in stored:
+            pairs.append((slot, t))
     return pairs
 
 
-def _pointer_sources(frame_idx: int, memory: ObjectMemory, num_frames: int, max_ptrs: int, reverse: bool):
-    """(signed temporal offset, pointer) pairs: past conditioning frames, then max_ptrs-1 recent frames."""
+def pointer_frames(
+    frame_idx: int,
+    conditioning: Iterable[int],
+    stored: Container[int],
+    num_frames: int,
+    max_ptrs: int,
+    reverse: bool,
+) -> list[tuple[int, int, bool]]:
+    """(signed temporal offset, frame, is a conditioning frame) of the object pointers a frame attends to:
+    the conditioning frames up to it (in tracking order), then the stored frames among the ``max_ptrs - 1``
+    just before it."""
     sign = -1 if reverse else 1
     pairs = []
-    for t, entry in memory.conditioning.items():
+    for t in conditioning:
         in_past = t >= frame_idx if reverse else t <= frame_idx
         if in_past:
-            pairs.append(((frame_idx - t) * sign, entry.obj_ptr))
+            pairs.append(((frame_idx - t) * sign, t, True))
     for distance in range(1, max_ptrs):
         t = frame_idx + distance if reverse else frame_idx - distance
         if t < 0 or t >= num_frames:
             break
-        entry = memory.non_conditioning.get(t)
-        if entry is not None:
-            pairs.append((distance, entry.obj_ptr))
+        if t in stored:
+            pairs.append((distance, t, False))
     return pairs
+
+
+@dataclass(frozen=True)
+class MemoryLayout:
+    """What one object's memory bank gives a frame: the frames behind each part of the memory.
+
+    ``conditioning``: prompted frames (slot 0, every one, in the order they were added); ``recent``:
+    (slot, frame) of the tracked frames just before it (slot 1 the oldest); ``pointers``: frames whose object
+    pointers it reads. ``reverse``: whether "before" means later frames (tracked backwards).
+    """
+
+    frame: int
+    reverse: bool
+    conditioning: tuple[int, ...]
+    recent: tuple[tuple[int, int], ...]
+    pointers: tuple[int, ...]
+
+
+def memory_layout(
+    model: SAM2Model,
+    frame_idx: int,
+    conditioning: Iterable[int],
+    stored: Container[int],
+    num_frames: int,
+    reverse: bool,
+) -> MemoryLayout:
+    """The frames `gather_memory` would read for ``frame_idx`` (same selection, no tensors touched)."""
+    conditioning = tuple(conditioning)
+    spatial = spatial_memory_frames(frame_idx, conditioning, stored, model.num_maskmem, reverse)
+    max_ptrs = min(num_frames, model.max_obj_ptrs_in_encoder)
+    pointers = pointer_frames(frame_idx, conditioning, stored, num_frames, max_ptrs, reverse)
+    return MemoryLayout(
+        frame=frame_idx,
+        reverse=reverse,
+        conditioning=conditioning,
+        recent=tuple((slot, t) for slot, t in spatial if slot > 0),
+        pointers=tuple(t for _, t, _ in pointers),
+    )
 
 
 def gather_memory(
@@ -118,7 +166,9 @@ def gather_memory(
         raise RuntimeError("an object must have a conditioning frame before it can be tracked")
     num_maskmem = model.num_maskmem
     tokens, positions = [], []
-    for slot, entry in _memory_frames(frame_idx, memory, num_maskmem, reverse):
+    cond, non_cond = memory.conditioning, memory.non_conditioning
+    for slot, t in spatial_memory_frames(frame_idx, cond, non_cond, num_maskmem, reverse):
+        entry = cond[t] if slot == 0 else non_cond[t]
         # Stored bf16; bf16 -> fp32 is exact, and casting here keeps fp32 models running when no pointer
         # follows (the official code fails there with a dtype mismatch).
         tokens.append(_tokens(entry.maskmem_features.to(device=device, dtype=dtype)))
@@ -126,7 +176,10 @@ def gather_memory(
         positions.append(pos)
 
     max_ptrs = min(num_frames, model.max_obj_ptrs_in_encoder)
-    ptr_pairs = _pointer_sources(frame_idx, memory, num_frames, max_ptrs, reverse)
+    ptr_pairs = [
+        (offset, (cond if is_cond else non_cond)[t].obj_ptr)
+        for offset, t, is_cond in pointer_frames(frame_idx, cond, non_cond, num_frames, max_ptrs, reverse)
+    ]
     num_ptr_tokens = 0
     if ptr_pairs:
         offsets, ptrs = zip(*ptr_pairs)

@@ -24,7 +24,15 @@ from model.connected_components import fill_small_holes
 from model.frame_features import FrameFeatures
 from model.memory_bank import DEFAULT_RAM_BUDGET_MB, FrameOutput, ObjectTrack
 from model.sam2 import NO_OBJECT_LOGIT, SAM2Model
-from model.tracking import ObjectMemory, StepOutput, encode_memory, track_step, upscale_to_input
+from model.tracking import (
+    MemoryLayout,
+    ObjectMemory,
+    StepOutput,
+    encode_memory,
+    memory_layout,
+    track_step,
+    upscale_to_input,
+)
 from model.video_frames import open_frames
 from model.video_state import VideoState
 
@@ -420,6 +428,30 @@ class SAM2VideoPredictor:
             return {}
         values = torch.stack(scores).tolist()  # one device sync for every object
         return {obj_id: (iou, score) for obj_id, (iou, score) in zip(ids, values)}
+
+    def memory_layout(
+        self, inference_state: VideoState, frame_idx: int, obj_id: Any, reverse: bool | None = None
+    ) -> MemoryLayout:
+        """Which frames an object's memory bank gives ``frame_idx`` when it is tracked (read from the state;
+        nothing is computed): its conditioning frames, the recent tracked frames and the object pointers.
+
+        ``reverse``: the tracking direction; None takes the direction tracking last reached the frame in
+        (forward if it never did). A prompted frame is not tracked (its prompt decides it), but the layout
+        still says what tracking from there would read. Prompts given since the last run count as they
+        will once the next run starts (`propagate_in_video_preflight` files them into the memory bank).
+        """
+        state = inference_state
+        frame_idx = _check_frame(state, frame_idx)
+        idx = state.index_of(obj_id)
+        if idx is None:
+            raise KeyError(f"no object with id {obj_id!r} in this inference state")
+        track = state.objects[idx]
+        if reverse is None:
+            reverse = track.tracked.get(frame_idx, False)
+        conditioning = dict.fromkeys(track.cond)
+        conditioning.update(dict.fromkeys(track.temp_cond))  # the order the preflight files them in
+        stored = (track.non_cond.keys() | track.temp_non_cond.keys()) - conditioning.keys()
+        return memory_layout(self.model, frame_idx, conditioning, stored, state.num_frames, reverse)
 
     # ------------------------------------------------------------------ internals
     def _prompt_kind(self, track: ObjectTrack, frame_idx: int) -> tuple[bool, bool, bool]:

@@ -30,6 +30,9 @@ _EXPORTS = {
     "render_frame": "render",
     "object_color": "colors",
     "davis_palette": "colors",
+    "MemoryView": "memory_view",
+    "SegmentWidget": "widget",
+    "show": "widget",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -24,6 +24,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,8 @@ class Interaction:
       marker_hit_px: how close (display pixels) a click must be to a point marker to remove it; default: the
         marker radius the renderer draws.
       state_on_cpu: open sessions with their tracking state on the CPU (see `Session.open`).
+      layered: views carry the frame as three layers (`View.layers`: frame, masks, markers) instead of one
+        image, for a canvas that redraws only the layers that changed.
     """
 
     def __init__(
@@ -109,8 +112,10 @@ class Interaction:
         display_size: tuple[int, int] = DEFAULT_DISPLAY,
         marker_hit_px: float | None = None,
         state_on_cpu: bool = False,
+        layered: bool = False,
     ) -> None:
         self.predictor = predictor
+        self.layered = layered
         self.limits = limits or Limits()
         self.display_size = display_size
         self.marker_hit_px = marker_hit_px
@@ -162,6 +167,17 @@ class Interaction:
         except SessionError as error:
             return self._error(error)
         self._note(INFO, f"Restored the session: {len(session.objects)} objects.")
+        return self.view()
+
+    def attach(self, session: Session) -> View:
+        """Work on an already open ``session`` (e.g. one a notebook made in code); the previous one is
+        closed. The session stays the only holder of objects, prompts and masks."""
+        if self._refuse_while_tracking():
+            return self.view()
+        try:
+            self._install(session)
+        except SessionError as error:
+            return self._error(error)
         return self.view()
 
     def close(self) -> None:
@@ -257,8 +273,7 @@ class Interaction:
         session = self._require_session()
         if session is None:
             return self.view()
-        if obj is None and not session.objects:
-            self._try(session.add_object)
+        self._first_object(session, obj)
         self._show(frame)
         return self._run(lambda: session.add_point(frame, obj, x, y, positive), None)
 
@@ -267,10 +282,15 @@ class Interaction:
         session = self._require_session()
         if session is None:
             return self.view()
-        if obj is None and not session.objects:
-            self._try(session.add_object)
+        self._first_object(session, obj)
         self._show(frame)
         return self._run(lambda: session.add_box(frame, obj, x0, y0, x1, y1), None)
+
+    def _first_object(self, session: Session, obj: int | None) -> None:
+        """A prompt for "the selected object" before any object exists makes one, and says so."""
+        if obj is None and not session.objects and not session.closed:
+            if self._try(session.add_object):
+                self._note(INFO, f"Added {self._name(session.selected)} for this click (a adds another).")
 
     def remove_point(self, frame: int, obj: int, index: int) -> View:
         session = self._require_session()
@@ -347,8 +367,10 @@ class Interaction:
         session = self._require_session()
         if session is None:
             return self.view()
-        if isinstance(points_per_side, bool) or not isinstance(points_per_side, int) or not (
-            1 <= points_per_side <= MAX_POINTS_PER_SIDE
+        if (
+            isinstance(points_per_side, bool)
+            or not isinstance(points_per_side, int)
+            or not (1 <= points_per_side <= MAX_POINTS_PER_SIDE)
         ):
             return self._error(
                 f"Points per side must be a whole number from 1 to {MAX_POINTS_PER_SIDE}, got "
@@ -457,13 +479,15 @@ class Interaction:
         returned shows where it stopped.
         """
         with self._lock:
-            self.pending_box = None
+            pending, self.pending_box = self.pending_box, None
             session = self.session
             finished = self._run_finished
         if session is not None and session.cancel():
             self._note(INFO, "Stopping the tracking run...")
             if wait_s > 0 and finished is not None:
                 finished.wait(wait_s)
+        elif pending is None:
+            self._note(INFO, "Nothing to stop: no tracking run is going.")
         return self.view()
 
     # ============================================================================================ exports
@@ -590,15 +614,22 @@ class Interaction:
                 notes=notes,
                 enabled=self._enabled(None, frame),
             )
+        image, layers, mapping = None, None, None
         try:
-            image, mapping = session.render(frame, display_size or self.display_size)
+            if self.layered:
+                layers = session.render_layers(frame, display_size or self.display_size)
+                mapping = layers.mapping
+            else:
+                image, mapping = session.render(frame, display_size or self.display_size)
         except SessionError as error:  # an undecodable frame: say so, but let the user act elsewhere
             messages += (Message(WARNING, str(error)),)
-            image, mapping = None, None
         corner = None
-        if pending is not None and pending[0] == frame and image is not None:
+        if pending is not None and pending[0] == frame and mapping is not None:
             corner = (pending[1], pending[2])
-            image = _draw_corner(image, mapping.to_display(*corner))
+            if layers is not None:
+                layers = replace(layers, markers=_draw_corner(layers.markers, mapping.to_display(*corner)))
+            else:
+                image = _draw_corner(image, mapping.to_display(*corner))
         rows = self._rows(session)
         selected = session.selected
         estimate = "" if progress is not None else self._estimate(session, frame)
@@ -609,6 +640,7 @@ class Interaction:
         }
         return View(
             image=image,
+            layers=layers,
             mapping=mapping,
             frame=frame,
             num_frames=session.num_frames,
@@ -661,6 +693,8 @@ class Interaction:
 
     @staticmethod
     def _status(session, frame, tool, rows, progress, stats, box_started: bool) -> str:
+        if session.closed:
+            return "This session was closed: open the media again to keep working."
         if progress is not None:
             return (
                 f"Tracking {progress.direction}: frame {frame}, {progress.done}/{progress.total} done, "
@@ -735,6 +769,9 @@ class Interaction:
         session = self.session
         if session is None:
             self._note(ERROR, "Upload a video or an image first, then click on it.")
+        elif session.closed:
+            self._note(ERROR, "This session was closed: open the media again to keep working.")
+            return None
         return session
 
     def _refuse_while_tracking(self) -> bool:
@@ -805,12 +842,13 @@ def _duration(seconds: float) -> str:
 
 
 def _draw_corner(image: np.ndarray, at: tuple[float, float]) -> np.ndarray:
-    """The first corner of a box being given, as a white cross with a dark edge."""
+    """The first corner of a box being given, as a white cross with a dark edge (on RGB or RGBA)."""
     out = Image.fromarray(image)
     draw = ImageDraw.Draw(out)
     u, v = round(at[0]), round(at[1])
     arm = max(6, round(min(out.size) * 0.02))
-    for color, width in (((0, 0, 0), 4), ((255, 255, 255), 2)):
+    for color, width in (((0, 0, 0, 255), 4), ((255, 255, 255, 255), 2)):
+        color = color[: len(out.getbands())]
         draw.line([u - arm, v, u + arm, v], fill=color, width=width)
         draw.line([u, v - arm, u, v + arm], fill=color, width=width)
     return np.asarray(out)

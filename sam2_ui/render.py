@@ -112,42 +112,142 @@ def render_frame(
       h, w, 3 uint8 image, and the mapping between its pixels and the frame's.
     """
     frame = _check_frame(rgb)
-    height, width = frame.shape[:2]
-    mapping = DisplayMapping.fit((width, height), display_size)
+    mapping = DisplayMapping.fit((frame.shape[1], frame.shape[0]), display_size)
+    canvas = np.asarray(_resized(frame, mapping), dtype=np.float32)  # h, w, 3 float (a copy)
+    fills = _mask_fills(masks, colors, selected, mapping, alpha, outline)
+    for window, weight, color, _ in fills:
+        region = canvas[window]
+        region += weight[..., None] * (np.asarray(color, np.float32) - region)
+    # Outlines after all fills, so a later object's fill does not tint an earlier object's outline.
+    for window, _, color, edge in fills:
+        if edge is not None:
+            canvas[window][edge] = color
+    out = Image.fromarray(np.clip(canvas + 0.5, 0, 255).astype(np.uint8))
+    _draw_prompts(ImageDraw.Draw(out), points, boxes, colors, selected, mapping)
+    return np.asarray(out), mapping
+
+
+@dataclass(frozen=True)
+class Layers:
+    """A rendered frame as three layers, for a canvas that redraws them separately.
+
+    frame: h, w, 3 uint8, the frame at display size. masks: h, w, 4 uint8 RGBA (straight alpha), the fills
+    and outlines. markers: h, w, 4 uint8 RGBA, the points and boxes. Drawn in that order, they give what
+    `render_frame` gives (to rounding: within 2 levels per channel).
+    """
+
+    frame: np.ndarray
+    masks: np.ndarray
+    markers: np.ndarray
+    mapping: DisplayMapping
+
+    def composite(self) -> np.ndarray:
+        """The three layers flattened into one h, w, 3 uint8 image."""
+        out = self.frame.astype(np.float32)
+        for layer in (self.masks, self.markers):
+            a = layer[..., 3:].astype(np.float32) / 255.0
+            out = out * (1.0 - a) + layer[..., :3].astype(np.float32) * a
+        return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def render_layers(
+    rgb: np.ndarray,
+    masks: Mapping[int, np.ndarray],
+    colors: Mapping[int, RGB],
+    points: Sequence[Point] = (),
+    boxes: Sequence[Box] = (),
+    selected: int | None = None,
+    display_size: tuple[int, int] | None = None,
+    alpha: float = 0.45,
+    outline: bool = True,
+) -> Layers:
+    """`render_frame` as three layers (see `Layers`); the arguments are `render_frame`'s."""
+    frame = _check_frame(rgb)
+    mapping = DisplayMapping.fit((frame.shape[1], frame.shape[0]), display_size)
     disp_w, disp_h = mapping.display_size
+    # "Over" compositing with premultiplied colour: each fill covers what is under it by its weight, the
+    # same sequence of blends `render_frame` applies to the frame itself.
+    color_sum = np.zeros((disp_h, disp_w, 3), np.float32)  # premultiplied
+    cover = np.zeros((disp_h, disp_w), np.float32)
+    fills = _mask_fills(masks, colors, selected, mapping, alpha, outline)
+    for window, weight, color, _ in fills:
+        color_sum[window] = (
+            weight[..., None] * np.asarray(color, np.float32) + (1.0 - weight[..., None]) * color_sum[window]
+        )
+        cover[window] = weight + (1.0 - weight) * cover[window]
+    for window, _, color, edge in fills:
+        if edge is not None:
+            color_sum[window][edge] = color
+            cover[window][edge] = 1.0
+    overlay = np.zeros((disp_h, disp_w, 4), np.uint8)
+    shown = cover > 0
+    overlay[shown, :3] = np.clip(color_sum[shown] / cover[shown, None] + 0.5, 0, 255).astype(np.uint8)
+    overlay[..., 3] = np.clip(cover * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    markers = Image.new("RGBA", (disp_w, disp_h), (0, 0, 0, 0))
+    _draw_prompts(ImageDraw.Draw(markers), points, boxes, colors, selected, mapping)
+    return Layers(np.asarray(_resized(frame, mapping)), overlay, np.asarray(markers), mapping)
+
+
+def marker_radius(mapping: DisplayMapping) -> int:
+    """The radius (display pixels) of a point marker at this display size."""
+    disp_w, disp_h = mapping.display_size
+    return max(4, round(min(disp_w, disp_h) * 0.018))
+
+
+def _resized(frame: np.ndarray, mapping: DisplayMapping) -> Image.Image:
     image = Image.fromarray(frame)
-    if (disp_w, disp_h) != (width, height):
+    if mapping.display_size != mapping.frame_size:
         # reducing_gap: an integer box reduction first (4x faster on 4K frames); pixel centres stay where
         # the plain resize, and so the mask coverage below, puts them.
-        image = image.resize((disp_w, disp_h), Image.Resampling.BILINEAR, reducing_gap=1.0)
-    canvas = np.asarray(image, dtype=np.float32)  # h, w, 3 (a new array: the dtype changes)
+        image = image.resize(mapping.display_size, Image.Resampling.BILINEAR, reducing_gap=1.0)
+    return image
 
-    # Sizes scale with the view so markers look the same in a thumbnail and a full-screen view.
-    radius = max(4, round(min(disp_w, disp_h) * 0.018))
-    line = max(1, round(min(disp_w, disp_h) / 400))
 
-    order = sorted(masks, key=lambda oid: (oid == selected, oid))  # selected last: on top
-    outlines: list[tuple[tuple[slice, slice], np.ndarray, RGB]] = []
-    for oid in order:
+Fill = tuple[tuple[slice, slice], np.ndarray, RGB, "np.ndarray | None"]
+
+
+def _mask_fills(
+    masks: Mapping[int, np.ndarray],
+    colors: Mapping[int, RGB],
+    selected: int | None,
+    mapping: DisplayMapping,
+    alpha: float,
+    outline: bool,
+) -> list[Fill]:
+    """Per object, in drawing order (the selected one last, on top): its display window, the fill weight
+    there (h', w' float32), its colour and its outline pixels in the window (None without outlines)."""
+    width, height = mapping.frame_size
+    line = _line_width(mapping)
+    fills: list[Fill] = []
+    for oid in sorted(masks, key=lambda oid: (oid == selected, oid)):
         mask = np.asarray(masks[oid])
         if mask.shape != (height, width):
             raise ValueError(f"mask of object {oid} is {mask.shape}, the frame is {(height, width)}")
-        color = _color(colors, oid)
         emphasis = oid == selected
         window, cover = _coverage(mask.astype(bool, copy=False), mapping, margin=2 * line + 2)
         if window is None:
             continue
         weight = cover * min(1.0, alpha + 0.2 if emphasis else alpha)  # h', w'
-        region = canvas[window]
-        region += weight[..., None] * (np.asarray(color, np.float32) - region)
-        if outline:
-            outlines.append((window, _boundary(cover >= 0.5, line + 1 if emphasis else line), color))
-    # Outlines after all fills, so a later object's fill does not tint an earlier object's outline.
-    for window, edge, color in outlines:
-        canvas[window][edge] = color
+        edge = _boundary(cover >= 0.5, line + 1 if emphasis else line) if outline else None
+        fills.append((window, weight, _color(colors, oid), edge))
+    return fills
 
-    out = Image.fromarray(np.clip(canvas + 0.5, 0, 255).astype(np.uint8))
-    draw = ImageDraw.Draw(out)
+
+def _line_width(mapping: DisplayMapping) -> int:
+    # Sizes scale with the view so markers look the same in a thumbnail and a full-screen view.
+    return max(1, round(min(mapping.display_size) / 400))
+
+
+def _draw_prompts(
+    draw: ImageDraw.ImageDraw,
+    points: Sequence[Point],
+    boxes: Sequence[Box],
+    colors: Mapping[int, RGB],
+    selected: int | None,
+    mapping: DisplayMapping,
+) -> None:
+    """Boxes, then points, each object's over the others' for the selected one."""
+    radius = marker_radius(mapping)
     for oid, x0, y0, x1, y1 in sorted(boxes, key=lambda b: b[0] == selected):
         u0, v0 = mapping.to_display(x0, y0)
         u1, v1 = mapping.to_display(x1, y1)
@@ -157,7 +257,6 @@ def render_frame(
     for oid, x, y, positive in sorted(points, key=lambda p: p[0] == selected):
         r = round(radius * 1.25) if oid == selected else radius
         _draw_point(draw, mapping.to_display(x, y), r, _color(colors, oid), positive)
-    return np.asarray(out), mapping
 
 
 def _check_frame(rgb: np.ndarray) -> np.ndarray:

@@ -36,6 +36,7 @@ from .errors import SessionError
 from .history import Change, History, Step, apply_side
 from .masks import PROMPT, PROPAGATION, FrameMasksView, MaskEntry, MaskStore
 from .media import Limits, Media, open_media
+from .memory_view import MemoryView
 from .objects import ObjectInfo, ObjectRegistry
 from .prompts import (
     PROMPT_ACTIONS,
@@ -54,7 +55,7 @@ from .prompts import (
 )
 from .propagation import PropagationProgress, PropagationSummary, plan_legs
 from .quality import DoubtRule, doubt_reasons, doubtful_frames
-from .render import DisplayMapping, render_frame
+from .render import DisplayMapping, Layers, render_frame, render_layers
 from .tracker import FrameResult, Scores, Tracker
 
 RECENT_RUN_WEIGHT = 0.5
@@ -84,6 +85,7 @@ class Session:
         self._lock = threading.RLock()  # guards the state above; held briefly, never during network work
         self._model_lock = threading.Lock()  # one predictor call (or tracked frame) at a time
         self._propagating = False
+        self._closed = False
         self._cancel = threading.Event()
         self._last_run: PropagationSummary | None = None
         self._last_mapping: DisplayMapping | None = None
@@ -152,6 +154,7 @@ class Session:
     def frame(self, index: int) -> np.ndarray:
         """Frame ``index`` as a read-only H, W, 3 uint8 RGB array, decoded on first use (bounded cache)."""
         index = self._check_frame(index)
+        self._check_open()
         try:
             return self._media.frames.rgb(index)
         except VideoSourceError as error:
@@ -160,10 +163,18 @@ class Session:
             ) from error
 
     def close(self) -> None:
-        """Stop any tracking run and release the frames, features and tracking state."""
+        """Stop any tracking run and release the frames, features and tracking state.
+
+        Masks, prompts and objects stay readable; edits, tracking and frames are refused with a message.
+        """
         self._cancel.set()
         with self._model_lock:  # not under a running predictor call
+            self._closed = True
             self._tracker.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def __enter__(self) -> Session:
         return self
@@ -440,6 +451,45 @@ class Session:
             entries = self._store.entries(frame)
         return {obj: (e.iou, e.score, e.area) for obj, e in entries.items()}
 
+    def memory_view(self, frame: int, obj: int | None = None) -> MemoryView:
+        """Which frames ``obj``'s (default: the selected object's) memory bank gives ``frame`` and its object
+        score on every frame, read from the predictor's state and the stored masks (see `MemoryView`).
+
+        After undo, redo or loading, the predictor's state is rebuilt on the next edit; until then the view
+        says so instead of showing a memory that no longer matches the prompts.
+        """
+        frame = self._check_frame(frame)
+        with self._lock:
+            obj = self._check_object(obj)
+            name = self._objects.get(obj).name
+            scores = [None] * self.num_frames
+            for f, entry in self._store.of_object(obj).items():
+                scores[f] = entry.score
+            prompted = (frame, obj) in self._table
+        layout, note = None, ""
+        with self._model_lock:  # between two tracked frames during a run
+            if self._closed:
+                note = "This session is closed: its memory was released."
+            elif self._propagating or self._tracker.reflects(self._history.log()):
+                layout = self._tracker.memory_layout(frame, obj)
+                if layout is None:
+                    note = f"{name} has no prompt yet: click on it to give the model its first memory."
+            else:
+                note = "The memory bank is rebuilt from the prompts at the next click or tracking run."
+        return MemoryView(
+            frame=frame,
+            obj=obj,
+            name=name,
+            num_frames=self.num_frames,
+            conditioning=tuple(layout.conditioning) if layout else (),
+            recent=tuple(layout.recent) if layout else (),
+            pointers=tuple(layout.pointers) if layout else (),
+            reverse=bool(layout.reverse) if layout else False,
+            prompted=prompted,
+            scores=tuple(scores),
+            note=note,
+        )
+
     # ============================================================================================ history
     @property
     def can_undo(self) -> bool:
@@ -689,6 +739,28 @@ class Session:
         Returns the h, w, 3 uint8 image and the `DisplayMapping` from its pixels to the frame's (kept for
         `display_to_frame`).
         """
+        image, mapping = render_frame(*self._render_inputs(frame, prompts), display_size, alpha, outline)
+        with self._lock:
+            self._last_mapping = mapping
+        return image, mapping
+
+    def render_layers(
+        self,
+        frame: int,
+        display_size: tuple[int, int] | None = None,
+        prompts: bool = True,
+        alpha: float = 0.45,
+        outline: bool = True,
+    ) -> Layers:
+        """`render` as three layers (the frame, the masks as RGBA, the prompt markers as RGBA), for a canvas
+        that redraws only the layers that changed. Arguments as for `render`."""
+        layers = render_layers(*self._render_inputs(frame, prompts), display_size, alpha, outline)
+        with self._lock:
+            self._last_mapping = layers.mapping
+        return layers
+
+    def _render_inputs(self, frame: int, prompts: bool) -> tuple:
+        """What the renderer draws for a frame: (rgb, masks, colors, points, boxes, selected)."""
         frame = self._check_frame(frame)
         rgb = self.frame(frame)
         with self._lock:
@@ -699,12 +771,7 @@ class Session:
         masks = {obj: e.mask(self._store.shape) for obj, e in entries.items() if obj in colors}
         points = [(obj, x, y, pos) for obj, p in on_frame.items() for x, y, pos in p.points]
         boxes = [(obj, *p.box) for obj, p in on_frame.items() if p.box is not None]
-        image, mapping = render_frame(
-            rgb, masks, colors, points, boxes, selected, display_size, alpha=alpha, outline=outline
-        )
-        with self._lock:
-            self._last_mapping = mapping
-        return image, mapping
+        return rgb, masks, colors, points, boxes, selected
 
     def display_to_frame(
         self, x: float, y: float, display_size: tuple[int, int] | None = None
@@ -836,7 +903,15 @@ class Session:
     def _change(self, label: str) -> Change:
         return Change(label, self._store, self._objects, self._prompt_clocks)
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SessionError(
+                "This session was closed (Session.close): its masks can still be read and saved, but to "
+                "click, track or see frames again open the media in a new session."
+            )
+
     def _check_idle(self) -> None:
+        self._check_open()
         if self._propagating:
             raise SessionError("Tracking is running: wait for it to finish or cancel it, then try again.")
 

@@ -73,6 +73,19 @@ class Tracker:
                 self.run(action)
         return len(todo)
 
+    def reflects(self, log: Sequence[Action]) -> bool:
+        """Whether the inference state is exactly ``log`` applied (no `sync` needed)."""
+        applied = self._applied
+        return self._in_sync and len(applied) == len(log) and all(a is b for a, b in zip(applied, log))
+
+    def memory_layout(self, frame: int, obj: int) -> Any:
+        """The predictor's ``memory_layout`` of ``obj`` at ``frame``, or None if the object has no prompt in
+        the state or the predictor cannot tell."""
+        layout = getattr(self.predictor, "memory_layout", None)
+        if layout is None or obj not in self.obj_ids:
+            return None
+        return layout(self.state, frame, obj)
+
     def run(self, action: Action) -> FrameResult | None:
         """Run one action that is not a `Propagate`; prompts return their frame's masks and scores (all
         objects)."""

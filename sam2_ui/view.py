@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .colors import RGB
-from .render import DisplayMapping
+from .render import DisplayMapping, Layers
 
 # One character per frame in an object's timeline, from the most to the least important (a frame shows the
 # first that applies): the user's own prompt, a tracked mask older than a later prompt (track again),
@@ -75,7 +75,9 @@ class View:
     """What a front end shows after an event.
 
     image: h, w, 3 uint8 frame with overlays, outlines, markers (the selected object highlighted) and the
-      pending box corner, or None before any media is open. mapping: display pixels <-> frame pixels.
+      pending box corner, or None before any media is open (and in layered views).
+    layers: in layered views (``Interaction(layered=True)``), the same picture as three layers (frame,
+      masks, markers with the pending corner), else None. mapping: display pixels <-> frame pixels.
     frame / num_frames: the current frame and the frame count (0 before any media).
     tool: "positive", "negative" or "box". pending_box: the first corner (frame pixels) of a box being given.
     objects: the object list, in id order. selected: the selected object id or None.
@@ -100,6 +102,7 @@ class View:
     status: str
     messages: tuple[Message, ...]
     enabled: Mapping[str, bool]
+    layers: Layers | None = None
     estimate: str = ""
     progress: Progress | None = None
     is_image: bool = False

@@ -9,12 +9,15 @@ from __future__ import annotations
 import socket
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
+import gradio as gr
 import numpy as np
 from session_helpers import make_frames, predictor, write_mp4
 
 from apps.gradio_app import App, launch
 from apps.uploads import AppLimits
+from sam2_ui.interaction import Interaction
 from sam2_ui.masks import decode_rle
 
 CLIP_FPS = 10
@@ -49,3 +52,29 @@ def masks_from_api(rles: dict) -> dict[int, np.ndarray]:
 
 
 VIEW_JSON = 6  # index of the view JSON among the outputs of a UI event such as /open
+
+
+class Tab:
+    """One browser tab: calls the app's handlers by API name with its own session hash."""
+
+    def __init__(self, app: App, name: str):
+        self.app = app
+        self.request = SimpleNamespace(session_hash=name)
+        self.handlers = {f.api_name: f.fn for f in app.demo.fns.values()}
+
+    def __call__(self, api_name: str, *args):
+        fn = self.handlers[api_name]
+        if api_name.startswith("ui_propagate"):
+            return list(fn(self.request, progress=lambda *a, **k: None))
+        return fn(*args, self.request)
+
+    def select(self, api_name: str, x: float, y: float | None = None, shown: int | None = None):
+        index = x if y is None else [x, y]  # a dataset sends its row, an image [x, y]
+        data = gr.SelectData(None, {"index": index, "value": None})
+        if api_name == "ui_click":  # the frame click also sends the frame shown (the slider)
+            return self(api_name, shown, data)
+        return self(api_name, data)
+
+    @property
+    def ui(self) -> Interaction:
+        return self.app.registry.get(self.request.session_hash)[0]

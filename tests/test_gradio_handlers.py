@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import gradio as gr
 import numpy as np
 import pytest
-from app_helpers import TEST_LIMITS, write_clip
+from app_helpers import TEST_LIMITS, Tab, write_clip
 from session_helpers import (
     HEIGHT,
     WIDTH,
@@ -43,32 +43,6 @@ def app(tmp_path_factory):
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     return write_clip(tmp_path_factory.mktemp("clip") / "clip.mp4")
-
-
-class Tab:
-    """One browser tab: calls the app's handlers by API name with its own session hash."""
-
-    def __init__(self, app: App, name: str):
-        self.app = app
-        self.request = SimpleNamespace(session_hash=name)
-        self.handlers = {f.api_name: f.fn for f in app.demo.fns.values()}
-
-    def __call__(self, api_name: str, *args):
-        fn = self.handlers[api_name]
-        if api_name.startswith("ui_propagate"):
-            return list(fn(self.request, progress=lambda *a, **k: None))
-        return fn(*args, self.request)
-
-    def select(self, api_name: str, x: float, y: float | None = None, shown: int | None = None):
-        index = x if y is None else [x, y]  # a dataset sends its row, an image [x, y]
-        data = gr.SelectData(None, {"index": index, "value": None})
-        if api_name == "ui_click":  # the frame click also sends the frame shown (the slider)
-            return self(api_name, shown, data)
-        return self(api_name, data)
-
-    @property
-    def ui(self) -> Interaction:
-        return self.app.registry.get(self.request.session_hash)[0]
 
 
 def test_every_button_and_event_has_a_handler(app):

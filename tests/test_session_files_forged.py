@@ -52,8 +52,12 @@ def load_forged(document: dict, frames, tmp_path, **kwargs):
         (lambda d: d["masks"][0].update(object=77), "object id 77 was never handed out"),
         (lambda d: d["masks"][0]["rle"].update(size=[100000, 100000]), "a mask of size [100000, 100000]"),
         (lambda d: d["log"][0].update(frame=-1), "frame -1 is outside"),
-        (lambda d: d["log"].append({"type": "propagate", "legs": [{"start": 0, "count": 10**9,
-                                                                      "reverse": False}]}), "a tracking run"),
+        (
+            lambda d: d["log"].append(
+                {"type": "propagate", "legs": [{"start": 0, "count": 10**9, "reverse": False}]}
+            ),
+            "a tracking run",
+        ),
         (lambda d: d["masks"].extend(d["masks"] * 100), "more than a session of this video can hold"),
         (lambda d: d["objects"].append({"id": 50, "name": "x", "color": [1, 2, 3]}), "object id 50"),
     ],
