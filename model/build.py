@@ -113,10 +113,11 @@ def build_sam2(
 
 
 def from_pretrained(model_id: str, device: str | torch.device = "auto", **kwargs) -> SAM2Model:
-    """Build the model for a Hugging Face id (``"facebook/sam2.1-hiera-tiny"``) from the hub or its cache."""
-    from model.hub import download_checkpoint
+    """Build the model for a Hugging Face id (``"facebook/sam2.1-hiera-tiny"``, from the hub or its cache)
+    or for an official checkpoint file (``"checkpoints/sam2.1_hiera_tiny.pt"``)."""
+    from model.hub import locate_checkpoint
 
-    config_name, path = download_checkpoint(model_id)
+    config_name, path = locate_checkpoint(model_id)
     return build_sam2(config_name, path, device=device, **kwargs)
 
 

@@ -9,14 +9,38 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from model.checkpoint import official_url
+from model.checkpoint import identify_config, official_url, read_checkpoint
 from model.configs import CONFIGS
-from model.errors import ModelNotAvailableError
+from model.errors import CheckpointError, ModelNotAvailableError
 
 HF_MODELS: dict[str, tuple[str, str]] = {
     cfg.hf_id: (name, cfg.checkpoint_filename) for name, cfg in CONFIGS.items()
 }
 """Hugging Face id -> (our config name, checkpoint file name in that repository)."""
+
+
+def locate_checkpoint(model: str | os.PathLike) -> tuple[str, Path]:
+    """(config name, local path) of a checkpoint given as a Hugging Face id or as a file.
+
+    A file keeps the official name (``sam2.1_hiera_tiny.pt``) or is recognised from its weights' shapes;
+    an id goes through `download_checkpoint` (the hub, or its cache offline).
+    """
+    path = Path(model).expanduser()
+    if path.is_file():
+        name = path.stem if path.stem in CONFIGS else identify_config(read_checkpoint(path))
+        if name is None:
+            raise CheckpointError(
+                f"{path} does not hold the weights of any official SAM 2 model: pass a config name with "
+                "build_sam2(config, checkpoint) if it is a fine-tuned model of another shape."
+            )
+        return name, path
+    key = str(model).strip()
+    if key not in HF_MODELS and (path.suffix in (".pt", ".pth", ".safetensors") or os.sep in key[1:]):
+        raise ModelNotAvailableError(
+            f"There is no checkpoint file at {path}: check the path, or use a Hugging Face id such as "
+            "'facebook/sam2.1-hiera-tiny'."
+        )
+    return download_checkpoint(key)
 
 
 def download_checkpoint(

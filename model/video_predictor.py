@@ -85,14 +85,13 @@ class SAM2VideoPredictor:
 
     @classmethod
     def from_pretrained(cls, model_id: str, **kwargs) -> SAM2VideoPredictor:
-        """The predictor for a Hugging Face id (``"facebook/sam2.1-hiera-tiny"``), from the hub or its cache.
-
-        Keyword arguments go to ``build_sam2_video_predictor``.
+        """The predictor for a Hugging Face id (``"facebook/sam2.1-hiera-tiny"``, from the hub or its cache)
+        or an official checkpoint file. Keyword arguments go to ``build_sam2_video_predictor``.
         """
         from model.build import build_sam2_video_predictor
-        from model.hub import download_checkpoint
+        from model.hub import locate_checkpoint
 
-        config_name, path = download_checkpoint(model_id)
+        config_name, path = locate_checkpoint(model_id)
         return build_sam2_video_predictor(config_name, path, **kwargs)
 
     @property

@@ -11,7 +11,7 @@ from PIL import Image
 from synthetic import shapes_image
 
 from apps import cli
-from model import SAM2ImagePredictor, build_sam2, from_pretrained
+from model import SAM2ImagePredictor, SAM2VideoPredictor, build_sam2, from_pretrained
 from model.errors import CheckpointError, ModelNotAvailableError
 
 
@@ -32,6 +32,19 @@ def test_from_pretrained_loads_the_cached_checkpoint_offline(hub_cache, tiny_che
     )
     assert predictor.mask_threshold == 0.5
     assert torch.equal(predictor.model.no_mem_embed, expected["no_mem_embed"])
+
+
+def test_from_pretrained_takes_an_official_checkpoint_file_too(tiny_checkpoint, tmp_path):
+    expected = torch.load(tiny_checkpoint, weights_only=True)["model"]
+    renamed = tmp_path / "my_weights.pt"  # a name that does not say the size: told from the weights
+    renamed.write_bytes(tiny_checkpoint.read_bytes())
+    for path in (tiny_checkpoint, str(renamed)):
+        model = from_pretrained(path, device="cpu")
+        assert all(torch.equal(v, expected[k]) for k, v in model.state_dict().items())
+    video = SAM2VideoPredictor.from_pretrained(str(tiny_checkpoint), device="cpu", image_size=256)
+    assert video.image_size == 256
+    with pytest.raises(ModelNotAvailableError, match="There is no checkpoint file at"):
+        from_pretrained(str(tmp_path / "missing" / "sam2.1_hiera_tiny.pt"))
 
 
 def test_from_pretrained_without_cache_names_the_file_and_the_fix(hub_cache):
