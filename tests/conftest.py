@@ -28,3 +28,17 @@ def hub_cache(tmp_path, monkeypatch) -> Path:
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
     return cache
+
+
+@pytest.fixture(scope="session")
+def random_checkpoint(tmp_path_factory) -> Path:
+    """SAM 2.1 tiny with random weights, written as the official ``{"model": state_dict}`` file under its
+    official name. The object score bias is raised so masks are not all empty (random weights score objects
+    near zero). For code that loads a checkpoint in another process (a notebook kernel)."""
+    import torch
+    from official_ref import build_official, save_official_checkpoint
+
+    model = build_official("sam2.1_hiera_tiny", seed=0, video=True)
+    with torch.no_grad():
+        model.sam_mask_decoder.pred_obj_score_head.layers[-1].bias += 5.0
+    return save_official_checkpoint(model, tmp_path_factory.mktemp("ckpt") / "sam2.1_hiera_tiny.pt")

@@ -9,9 +9,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-import torch
 from nbclient import NotebookClient
-from official_ref import build_official, save_official_checkpoint
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 EXPECTED = {
@@ -21,16 +19,6 @@ EXPECTED = {
     "interactive_widget.ipynb",
 }
 CELL_TIMEOUT_S = 900
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    """SAM 2.1 tiny with random weights, as the official ``{"model": state_dict}`` file. The object score
-    bias is raised so masks are not all empty (random weights score objects near zero)."""
-    model = build_official("sam2.1_hiera_tiny", seed=0, video=True)
-    with torch.no_grad():
-        model.sam_mask_decoder.pred_obj_score_head.layers[-1].bias += 5.0
-    return save_official_checkpoint(model, tmp_path_factory.mktemp("ckpt") / "sam2.1_hiera_tiny.pt")
 
 
 def test_the_four_notebooks_are_committed_without_outputs():
@@ -46,8 +34,8 @@ def test_the_four_notebooks_are_committed_without_outputs():
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_the_notebook_runs_top_to_bottom(name, checkpoint, monkeypatch, tmp_path):
-    monkeypatch.setenv("SAM2_UI_MODEL", str(checkpoint))
+def test_the_notebook_runs_top_to_bottom(name, random_checkpoint, monkeypatch, tmp_path):
+    monkeypatch.setenv("SAM2_UI_MODEL", str(random_checkpoint))
     monkeypatch.setenv("SAM2_UI_DEVICE", "cpu")
     monkeypatch.setenv("SAM2_UI_IMAGE_SIZE", "256")  # random weights: only the code paths matter here
     monkeypatch.setenv("SAM2_UI_POINTS_PER_SIDE", "16")  # the tuned grid: 64 x 64 takes minutes on a CPU
