@@ -90,6 +90,7 @@ class SegmentWidget:
         self._run_lock = threading.Lock()
         self._object_rows: list[tuple] | None = None  # what the object buttons show
         self.last_traceback = ""  # of the last unexpected error turned into a message
+        _enable_colab_widgets()
         self._build(DisplayMapping.fit(session.size, display_size).display_size)
         self._show(self.ui.attach(session))
 
@@ -139,7 +140,8 @@ class SegmentWidget:
         """Stop any run, release the session and close the widgets."""
         self.ui.close()
         self.wait(5.0)
-        self.root.close()
+        for widget in [*self.dom_events, *_descendants(self.root)]:
+            widget.close()
 
     def _repr_mimebundle_(self, **kwargs: Any):
         return self.root._repr_mimebundle_(**kwargs)
@@ -332,7 +334,11 @@ class SegmentWidget:
             self.name.value = ""
         elif name in ("export", "save"):
             kind = "session" if name == "save" else self.export_kind.value
+            before = self.ui.last_export
             self._show(self.ui.command("export", kind=kind, out_dir=self.export_dir))
+            if self.ui.last_export is not None and self.ui.last_export != before:
+                where = html.escape(str(self.ui.last_export.resolve()))
+                self.messages.value += f"<br>Saved to <code>{where}</code>"
         else:
             self._show(self.ui.command(name))
 
@@ -461,6 +467,24 @@ class SegmentWidget:
     def _say(self, level: str, text: str) -> None:
         color = "#c62828" if level == ERROR else "#b26a00" if level == WARNING else "#2e7d32"
         self.messages.value = f"<span style='color:{color}'>{html.escape(text)}</span>"
+
+
+def _descendants(widget: w.Widget) -> list[w.Widget]:
+    """A widget and every widget inside it."""
+    out = [widget]
+    for child in getattr(widget, "children", ()):
+        out.extend(_descendants(child))
+    return out
+
+
+def _enable_colab_widgets() -> None:
+    """Colab draws third-party widgets (ipycanvas, ipyevents) only with its custom widget manager on."""
+    import sys
+
+    if "google.colab" in sys.modules:
+        from google.colab import output  # type: ignore[import-not-found]
+
+        output.enable_custom_widget_manager()
 
 
 def _png(image: np.ndarray) -> bytes:

@@ -254,6 +254,21 @@ def test_the_timeline_jumps_to_the_frame_clicked():
     widget.close()
 
 
+def test_export_buttons_write_into_the_export_folder_and_say_where(tmp_path):
+    widget = open_widget(export_dir=tmp_path / "exports")
+    widget.buttons["export"].click()
+    assert "no masks to export yet" in widget.messages.value
+    click_frame_pixel(widget, *disc_centre(0))
+    widget.export_kind.value = "coco"
+    widget.buttons["export"].click()
+    widget.buttons["save"].click()
+    assert sorted(p.name for p in (tmp_path / "exports").iterdir()) == [
+        "frames_coco.json",
+        "frames_session.json",
+    ]
+    assert str((tmp_path / "exports" / "frames_session.json").resolve()) in widget.messages.value
+
+
 def test_show_opens_media_in_one_line(tmp_path):
     clip = write_clip(tmp_path / "clip.mp4")
     widget = sam2_ui.show(str(clip), predictor())
