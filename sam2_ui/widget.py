@@ -360,6 +360,9 @@ class SegmentWidget:
         try:
             for view in self.ui.propagate(direction, min_interval_s=self.stream_interval_s):
                 self._show(view)
+            summary = self.session.last_propagation if self.session is not None else None
+            if summary is not None and summary.total:  # the last preview may be a few frames behind
+                self.progress.max, self.progress.value = summary.total, summary.done
         except Exception as error:  # noqa: BLE001 - a background thread has nobody to raise to
             self._say(ERROR, f"Tracking failed: {error!r}. The frames tracked so far are kept.")
             self.last_traceback = traceback.format_exc()
