@@ -18,5 +18,7 @@ python -m pip install --quiet "torch==${TORCH_VERSION:-2.14.1}" "torchvision==${
 python -m pip install --quiet -r requirements.txt -e ".[test]"
 # The official implementation, for the parity tests only (never imported by the package).
 SAM2_BUILD_CUDA=0 python -m pip install --quiet --no-build-isolation "sam2==1.1.0"
-ruff check model sam2_ui apps tests benchmarks app.py
+# One style: lint and formatting are checked, notebooks included.
+ruff check model sam2_ui apps tests benchmarks app.py notebooks
+ruff format --check model sam2_ui apps tests benchmarks app.py notebooks
 python -m pytest "$@"
