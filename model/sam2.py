@@ -132,11 +132,6 @@ class SAM2Model(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    @property
-    def feature_size(self) -> int:
-        """Side of the stride-16 feature grid (64 at 1024 input)."""
-        return self.image_size // self.backbone_stride
-
     def forward(self, *args, **kwargs):  # noqa: D401 - the network has several entry points
         raise RuntimeError(
             "SAM2Model has no single forward pass; use SAM2ImagePredictor, SAM2AutomaticMaskGenerator "

@@ -275,7 +275,6 @@ def track_step(
     prev_mask_logits: torch.Tensor | None = None,
     reverse: bool = False,
     run_memory_encoder: bool = True,
-    binarize_mask_from_pts: bool = False,
 ) -> StepOutput:
     """Segment one object on one frame.
 
@@ -289,7 +288,6 @@ def track_step(
         (correction clicks).
       reverse: tracking runs backwards in time.
       run_memory_encoder: also encode the prediction into a memory frame.
-      binarize_mask_from_pts: threshold the mask for the memory encoder when points were given.
     """
     if mask is not None:
         # A mask prompt is taken as ground truth; the memory does not matter.
@@ -320,7 +318,7 @@ def track_step(
             features.embedding,
             heads.high_res_masks,
             heads.object_score_logits,
-            binarize=binarize_mask_from_pts and point_labels is not None,
+            binarize=False,  # clicked frames are binarised when filed into memory (the predictor)
         )
     return out
 

@@ -27,6 +27,8 @@ from PIL import Image
 
 from .colors import RGB, davis_palette_flat, object_color
 from .errors import SessionError
+from .rle import coco_rle
+from .staging import make_dirs, staged_file, write_error
 
 MasksByFrame = Mapping[int, Mapping[int, np.ndarray]]  # frame -> obj_id -> H, W bool
 
@@ -138,9 +140,6 @@ def export_coco_json(
     ``object_id`` = object id, ``segmentation`` RLE, ``area`` in pixels, ``bbox`` [x, y, w, h]). Objects are
     those in ``names`` or with masks; frames are ``0..num_frames-1`` if given, else those with masks.
     """
-    # Imported here: `model` pulls in torch, which only this exporter needs.
-    from model.amg_utils import coco_rle
-
     width, height = size
     object_ids = sorted(set(names) | {oid for masks in masks_by_frame.values() for oid in masks})
     frames = range(num_frames) if num_frames is not None else sorted(masks_by_frame)
@@ -192,7 +191,7 @@ def export_coco_json(
         "annotations": annotations,
     }
     path = Path(path)
-    with _staged_file(path) as tmp:
+    with staged_file(path) as tmp:
         tmp.write_text(json.dumps(document, separators=(",", ":")))
     return path
 
@@ -244,7 +243,7 @@ def export_overlay_video(
         )
     rate = fps_fraction(fps)
     count = 0
-    with _staged_file(path) as tmp:
+    with staged_file(path, errors=(av.FFmpegError,)) as tmp:
         container = av.open(str(tmp), mode="w")
         try:
             stream = None
@@ -313,42 +312,6 @@ def _common_size(masks_by_frame: MasksByFrame) -> tuple[int, int]:
     return width, height
 
 
-def _write_error(path: Path, error: OSError) -> SessionError:
-    """A message that says which path failed, why, and what to do."""
-    blocker = next((p for p in (path, *path.parents) if p.exists()), None)
-    if blocker is not None and blocker != path and not blocker.is_dir():
-        why = f"{blocker} is a file, not a folder"
-    else:
-        why = error.strerror or str(error)
-    return SessionError(f"Cannot write {path}: {why}. Choose a folder you can write to and export again.")
-
-
-def _make_dirs(folder: Path, target: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise _write_error(target, error) from error
-
-
-@contextmanager
-def _staged_file(path: Path) -> Iterator[Path]:
-    """Yield a temporary name next to ``path`` (same suffix); move it onto ``path`` if the block succeeds.
-
-    OS errors inside the block become `SessionError`; the temporary file never outlives the block.
-    """
-    if path.is_dir():
-        raise SessionError(f"Cannot write {path}: it is a folder. Give a file name inside it instead.")
-    _make_dirs(path.parent, path)
-    tmp = path.with_name(f".{path.stem}.partial-{uuid.uuid4().hex[:8]}{path.suffix}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except (OSError, av.FFmpegError) as error:
-        raise _write_error(path, error if isinstance(error, OSError) else OSError(str(error))) from error
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 @contextmanager
 def _staged_dir(out_dir: str | Path) -> Iterator[Path]:
     """Yield an empty staging folder inside ``out_dir``; if the block succeeds, move what it wrote into place.
@@ -360,7 +323,7 @@ def _staged_dir(out_dir: str | Path) -> Iterator[Path]:
     if out_dir.exists() and not out_dir.is_dir():
         raise SessionError(f"Cannot export into {out_dir}: it is a file. Choose a folder instead.")
     created = not out_dir.exists()
-    _make_dirs(out_dir, out_dir)
+    make_dirs(out_dir, out_dir)
     stage = out_dir / f".partial-{uuid.uuid4().hex[:8]}"
     done = False
     try:
@@ -377,7 +340,7 @@ def _staged_dir(out_dir: str | Path) -> Iterator[Path]:
                 os.replace(stage / folder / name, target / name)
         done = True
     except OSError as error:
-        raise _write_error(out_dir, error) from error
+        raise write_error(out_dir, error) from error
     finally:
         shutil.rmtree(stage, ignore_errors=True)
         if created and not done:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .rle import decode_rle, encode_rle  # noqa: F401 - also imported from here
+
 PROMPT = "prompt"  # the mask of an object on a frame it has prompts on
 PROPAGATION = "propagation"  # a mask that tracking computed from prompts on other frames
 ORIGINS = (PROMPT, PROPAGATION)
@@ -49,10 +51,6 @@ class MaskEntry:
             bits.flags.writeable = False
         return cls(bits, origin, clock, iou, score, area)
 
-    @property
-    def empty(self) -> bool:
-        return self.bits is None
-
     def mask(self, shape: tuple[int, int]) -> np.ndarray:
         """The H, W bool mask (a new array)."""
         if self.bits is None:
@@ -86,10 +84,6 @@ class MaskStore:
         """A copy of the frame's entries, by object id in increasing order."""
         return dict(sorted(self._frames.get(frame, {}).items()))
 
-    def masks(self, frame: int) -> dict[int, np.ndarray]:
-        """The frame's masks as new H, W bool arrays, by object id in increasing order."""
-        return {obj: entry.mask(self.shape) for obj, entry in self.entries(frame).items()}
-
     def of_object(self, obj: int) -> dict[int, MaskEntry]:
         """One object's entries by frame, in frame order."""
         return {frame: masks[obj] for frame, masks in sorted(self._frames.items()) if obj in masks}
@@ -105,15 +99,9 @@ class MaskStore:
             for obj, entry in sorted(self._frames[frame].items()):
                 yield (frame, obj), entry
 
-    def frames(self) -> list[int]:
-        return sorted(self._frames)
-
     def snapshot(self) -> dict[int, dict[int, MaskEntry]]:
         """A shallow copy (entries are immutable): what an exporter reads while tracking goes on."""
         return {frame: dict(masks) for frame, masks in self._frames.items()}
-
-    def clear(self) -> None:
-        self._frames.clear()
 
 
 class FrameMasksView(Mapping):
@@ -137,32 +125,3 @@ class FrameMasksView(Mapping):
 
     def __len__(self) -> int:
         return self._num_frames
-
-
-# ---------------------------------------------------------------------------------------- run lengths
-def encode_rle(mask: np.ndarray) -> dict:
-    """A bool H, W mask as JSON-ready run lengths: ``{"size": [H, W], "counts": [...]}``.
-
-    Counts alternate between runs of False and True over the row-major pixels, starting with False (a
-    leading 0 when the first pixel is set). Exact and independent of any library; see `decode_rle`.
-    """
-    mask = np.asarray(mask, dtype=bool)
-    flat = mask.ravel()
-    if flat.size == 0:
-        return {"size": list(mask.shape), "counts": []}
-    changes = np.flatnonzero(flat[1:] != flat[:-1]) + 1
-    bounds = np.concatenate([[0], changes, [flat.size]])
-    counts = np.diff(bounds).tolist()
-    if flat[0]:
-        counts.insert(0, 0)
-    return {"size": [int(s) for s in mask.shape], "counts": counts}
-
-
-def decode_rle(rle: dict) -> np.ndarray:
-    """The H, W bool mask of `encode_rle` output; ValueError if the counts do not fill the size."""
-    height, width = (int(s) for s in rle["size"])
-    counts = np.asarray(rle["counts"], dtype=np.int64)
-    if counts.sum() != height * width or (counts < 0).any():
-        raise ValueError(f"run lengths sum to {counts.sum()}, expected {height * width} pixels")
-    values = np.arange(counts.size) % 2 == 1
-    return np.repeat(values, counts).reshape(height, width)

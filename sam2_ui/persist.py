@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import SessionError
-from .export import _staged_file
 from .masks import ORIGINS, MaskEntry, decode_rle, encode_rle
 from .media import Limits
 from .objects import ObjectInfo
 from .prompts import action_from_json, action_to_json
+from .staging import staged_file
 
 if TYPE_CHECKING:
     from .session import Session
@@ -113,7 +113,7 @@ def write(document: dict[str, Any], path: Path) -> Path:
             source["relative"] = os.path.relpath(source["path"], path.resolve().parent)
         except ValueError:  # another drive on Windows
             source["relative"] = None
-    with _staged_file(path) as tmp:
+    with staged_file(path) as tmp:
         tmp.write_text(json.dumps(document, separators=(",", ":")))
     return path
 

@@ -82,14 +82,6 @@ class Leg:
     count: int
     reverse: bool
 
-    @property
-    def frames(self) -> range:
-        return (
-            range(self.start, self.start - self.count, -1)
-            if self.reverse
-            else range(self.start, self.start + self.count)
-        )
-
 
 @dataclass(frozen=True)
 class Propagate:
@@ -100,12 +92,6 @@ class Propagate:
 
 Action = AddPoint | SetPoints | SetMask | ClearFrame | ForgetObject | Reset | Propagate
 PROMPT_ACTIONS = (AddPoint, SetPoints, SetMask)  # the ones that compute a mask on their frame
-
-
-def touched_objects(action: Action) -> tuple[int, ...]:
-    """Objects whose prompts an action changes (empty for `Reset` and `Propagate`)."""
-    obj = getattr(action, "obj", None)
-    return () if obj is None else (obj,)
 
 
 # -------------------------------------------------------------------------------------------- table
