@@ -34,6 +34,7 @@ from PIL import Image, ImageDraw
 from .errors import SessionError
 from .keys import command_for_key
 from .media import Limits
+from .predictor import VideoPredictor
 from .render import DisplayMapping
 from .session import Session
 from .view import (
@@ -107,7 +108,7 @@ class Interaction:
 
     def __init__(
         self,
-        predictor: Any,
+        predictor: VideoPredictor,
         limits: Limits | None = None,
         display_size: tuple[int, int] = DEFAULT_DISPLAY,
         marker_hit_px: float | None = None,

@@ -38,6 +38,7 @@ from .masks import PROMPT, PROPAGATION, FrameMasksView, MaskEntry, MaskStore
 from .media import Limits, Media, open_media
 from .memory_view import MemoryView
 from .objects import ObjectInfo, ObjectRegistry
+from .predictor import VideoPredictor
 from .prompts import (
     PROMPT_ACTIONS,
     Action,
@@ -65,7 +66,9 @@ RECENT_RUN_WEIGHT = 0.5
 class Session:
     """One video (or image) being segmented. Create it with `Session.open` or `Session.load`."""
 
-    def __init__(self, media: Media, predictor: Any, limits: Limits, state_on_cpu: bool = False) -> None:
+    def __init__(
+        self, media: Media, predictor: VideoPredictor, limits: Limits, state_on_cpu: bool = False
+    ) -> None:
         self._media = media
         self._predictor = predictor
         self.limits = limits
@@ -99,7 +102,7 @@ class Session:
     def open(
         cls,
         source: Any,
-        predictor: Any,
+        predictor: VideoPredictor,
         limits: Limits | None = None,
         fps: float | None = None,
         state_on_cpu: bool = False,
@@ -148,7 +151,7 @@ class Session:
         return self._media.path
 
     @property
-    def predictor(self) -> Any:
+    def predictor(self) -> VideoPredictor:
         return self._predictor
 
     def frame(self, index: int) -> np.ndarray:
@@ -855,7 +858,7 @@ class Session:
     def load(
         cls,
         path: str | Path,
-        predictor: Any,
+        predictor: VideoPredictor,
         source: Any = None,
         replay: bool = False,
         state_on_cpu: bool = False,
@@ -938,7 +941,7 @@ class Session:
         if isinstance(action, PROMPT_ACTIONS):
             frame, masks, scores = result
             updated = [action.obj]
-            if getattr(self._predictor, "non_overlap_masks", False):
+            if self._predictor.non_overlap_masks:
                 updated += [o for o in self._store.entries(frame) if o != action.obj and o in masks]
             for obj in updated:
                 iou, score = scores.get(obj, (None, None))

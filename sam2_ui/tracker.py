@@ -16,6 +16,7 @@ import numpy as np
 
 from model.video_frames import FrameSource
 
+from .predictor import ScoresFrames, ShowsMemory, VideoPredictor
 from .prompts import (
     Action,
     AddPoint,
@@ -43,7 +44,7 @@ class FrameResult(NamedTuple):
 class Tracker:
     """A ``SAM2VideoPredictor`` with one inference state over ``frames``."""
 
-    def __init__(self, predictor: Any, frames: FrameSource, state_on_cpu: bool = False) -> None:
+    def __init__(self, predictor: VideoPredictor, frames: FrameSource, state_on_cpu: bool = False) -> None:
         self.predictor = predictor
         if state_on_cpu:
             self.state = predictor.init_state(frames, offload_state_to_cpu=True)
@@ -81,10 +82,9 @@ class Tracker:
     def memory_layout(self, frame: int, obj: int) -> Any:
         """The predictor's ``memory_layout`` of ``obj`` at ``frame``, or None if the object has no prompt in
         the state or the predictor cannot tell."""
-        layout = getattr(self.predictor, "memory_layout", None)
-        if layout is None or obj not in self.obj_ids:
+        if not isinstance(self.predictor, ShowsMemory) or obj not in self.obj_ids:
             return None
-        return layout(self.state, frame, obj)
+        return self.predictor.memory_layout(self.state, frame, obj)
 
     def run(self, action: Action) -> FrameResult | None:
         """Run one action that is not a `Propagate`; prompts return their frame's masks and scores (all
@@ -174,10 +174,10 @@ class Tracker:
         return FrameResult(frame_idx, _masks(obj_ids, logits), self._scores(frame_idx))
 
     def _scores(self, frame_idx: int) -> Scores:
-        frame_scores = getattr(self.predictor, "frame_scores", None)
-        if frame_scores is None:
+        if not isinstance(self.predictor, ScoresFrames):
             return {}
-        return {int(obj_id): score for obj_id, score in frame_scores(self.state, frame_idx).items()}
+        scores = self.predictor.frame_scores(self.state, frame_idx)
+        return {int(obj_id): score for obj_id, score in scores.items()}
 
 
 def _masks(obj_ids: list, logits: Any) -> dict[int, np.ndarray]:
