@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> Path:
 def _config_from_filename(path: Path) -> str:
     # sam2.1_hiera_large.pt -> sam2.1_hiera_large; anything else needs --config.
     stem = path.stem
-    from model.configs import CONFIGS
+    from model.loading.configs import CONFIGS
 
     if stem in CONFIGS:
         return stem

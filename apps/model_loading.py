@@ -22,7 +22,7 @@ def load_predictor(
 ):
     """A ``SAM2VideoPredictor`` from a local official checkpoint, or from the Hugging Face hub (cached)."""
     from model import build_sam2_video_predictor
-    from model.video_predictor import SAM2VideoPredictor
+    from model.video.video_predictor import SAM2VideoPredictor
 
     try:
         if checkpoint is not None:
@@ -48,7 +48,7 @@ def load_predictor(
 
 
 def _config_from_filename(path: Path) -> str:
-    from model.configs import CONFIGS
+    from model.loading.configs import CONFIGS
 
     if path.stem in CONFIGS:
         return path.stem

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from model.video_frames import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from model.video.video_frames import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from sam2_ui.errors import SessionError
 from sam2_ui.media import Limits
 

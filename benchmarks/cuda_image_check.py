@@ -26,7 +26,7 @@ from sam2.sam2_image_predictor import SAM2ImagePredictor as OfficialPredictor  #
 from synthetic import shapes_image  # noqa: E402
 
 from model import SAM2AutomaticMaskGenerator, SAM2ImagePredictor, build_sam2  # noqa: E402
-from model.connected_components import connected_components  # noqa: E402
+from model.images.connected_components import connected_components  # noqa: E402
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -158,7 +158,7 @@ def _build(spec: Spec):
     if spec.impl == "official":
         from sam2.build_sam import build_sam2_video_predictor as official_build
 
-        from model.configs import resolve_config
+        from model.loading.configs import resolve_config
 
         extra = [] if spec.image_size is None else [f"++model.image_size={spec.image_size}"]
         return official_build(

@@ -4,13 +4,13 @@ from model import build_sam2, SAM2ImagePredictor
 predictor = SAM2ImagePredictor(build_sam2("configs/sam2.1/sam2.1_hiera_t.yaml", "sam2.1_hiera_tiny.pt"))
 """
 
-from model.automatic_mask_generator import SAM2AutomaticMaskGenerator
-from model.build import build_sam2, build_sam2_video_predictor, from_pretrained
-from model.configs import CONFIGS, SAM2Config, resolve_config
 from model.errors import CheckpointError, ModelNotAvailableError
-from model.image_predictor import SAM2ImagePredictor
-from model.sam2 import SAM2Model
-from model.video_predictor import SAM2VideoPredictor
+from model.images.automatic_mask_generator import SAM2AutomaticMaskGenerator
+from model.images.image_predictor import SAM2ImagePredictor
+from model.loading.build import build_sam2, from_pretrained
+from model.loading.configs import CONFIGS, SAM2Config, resolve_config
+from model.network.sam2 import SAM2Model
+from model.video.video_predictor import SAM2VideoPredictor, build_sam2_video_predictor
 
 __all__ = [
     "CONFIGS",

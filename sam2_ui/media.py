@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from model.errors import VideoSourceError
-from model.video_frames import FrameSource, open_frames
+from model.video.video_frames import FrameSource, open_frames
 
 from .errors import SessionError
 

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from model.video_frames import FrameSource
+from model.video.video_frames import FrameSource
 
 from .predictor import ScoresFrames, ShowsMemory, VideoPredictor
 from .prompts import (

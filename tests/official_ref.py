@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from model.configs import resolve_config
+from model.loading.configs import resolve_config
 
 try:
     import sam2  # noqa: F401  (the official package)

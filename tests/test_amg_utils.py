@@ -8,7 +8,7 @@ import torch
 from pycocotools import mask as coco_mask
 from sam2.utils import amg as official
 
-from model.amg_utils import (
+from model.images.amg_utils import (
     MaskRecords,
     batches,
     coco_rle,

@@ -19,8 +19,8 @@ from pycocotools import mask as coco_mask
 from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator as OfficialGenerator
 from synthetic import shapes_image
 
-from model.automatic_mask_generator import SAM2AutomaticMaskGenerator
-from model.build import build_sam2
+from model.images.automatic_mask_generator import SAM2AutomaticMaskGenerator
+from model.loading.build import build_sam2
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # pycocotools
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 from official_ref import build_official, official_build_sam2, save_official_checkpoint
 
-from model.checkpoint import identify_config, load_into, official_url, read_checkpoint
-from model.configs import CONFIGS
 from model.errors import CheckpointError, ModelNotAvailableError
+from model.loading.checkpoint import identify_config, load_into, official_url, read_checkpoint
+from model.loading.configs import CONFIGS
 
 _INITS = ("trunc_normal_", "normal_", "uniform_", "kaiming_uniform_", "kaiming_normal_", "xavier_uniform_")
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from model.connected_components import connected_components, fill_small_holes, remove_small_regions
+from model.images.connected_components import connected_components, fill_small_holes, remove_small_regions
 
 EIGHT = np.ones((3, 3), dtype=int)
 

@@ -10,9 +10,9 @@ import torch
 from hub_cache import DEFAULT_COMMIT, populate_hub_cache
 from huggingface_hub import constants, scan_cache_dir, try_to_load_from_cache
 
-from model.checkpoint import read_checkpoint
 from model.errors import ModelNotAvailableError
-from model.hub import HF_MODELS, download_checkpoint
+from model.loading.checkpoint import read_checkpoint
+from model.loading.hub import HF_MODELS, download_checkpoint
 
 TINY_ID = "facebook/sam2.1-hiera-tiny"
 

@@ -8,11 +8,11 @@ from hydra import compose
 from hydra.utils import instantiate
 from official_ref import build_official, rel_max_abs_diff
 
-from model.configs import CONFIGS, SAM2Config
-from model.hiera import Hiera
-from model.image_encoder import ImageEncoder
-from model.neck import FpnNeck
-from model.position_encoding import SinePositionEncoding2d
+from model.loading.configs import CONFIGS, SAM2Config
+from model.network.hiera import Hiera
+from model.network.image_encoder import ImageEncoder
+from model.network.neck import FpnNeck
+from model.network.position_encoding import SinePositionEncoding2d
 
 TOL = 1e-4
 

@@ -9,8 +9,8 @@ from official_ref import build_official, rel_max_abs_diff, save_official_checkpo
 from sam2.sam2_image_predictor import SAM2ImagePredictor as OfficialPredictor
 from synthetic import shapes_image
 
-from model.build import build_sam2
-from model.image_predictor import SAM2ImagePredictor
+from model.images.image_predictor import SAM2ImagePredictor
+from model.loading.build import build_sam2
 
 # (config, image height, width): both versions, neither image square.
 CASES = [("sam2.1_hiera_tiny", 480, 640), ("sam2_hiera_tiny", 600, 400)]

@@ -7,9 +7,9 @@ import torch
 from official_ref import build_official, rel_max_abs_diff
 from sam2.modeling import position_encoding as official_pe
 
-from model.memory_attention import MemoryAttention
-from model.memory_encoder import MemoryEncoder
-from model.rope import AxialRoPE, axial_rope_angles, rotate_pairs
+from model.network.memory_attention import MemoryAttention
+from model.network.memory_encoder import MemoryEncoder
+from model.network.rope import AxialRoPE, axial_rope_angles, rotate_pairs
 
 TOL = 1e-4
 IMAGE_SIZE = 256  # stride-16 grid of 16x16 keeps the official model cheap to build and run

@@ -16,7 +16,7 @@ from session_helpers import (
     torch_single_thread,  # noqa: F401 (autouse fixture)
 )
 
-from model import memory_bank, tracking
+from model.video import memory_bank, tracking
 from sam2_ui import Session
 from sam2_ui.render import render_frame, render_layers
 

@@ -11,9 +11,9 @@ import pytest
 import torch
 from official_ref import build_official, rel_max_abs_diff
 
-from model.mask_decoder import MaskDecoder
-from model.prompt_encoder import PromptEncoder
-from model.two_way_transformer import TwoWayTransformer
+from model.network.mask_decoder import MaskDecoder
+from model.network.prompt_encoder import PromptEncoder
+from model.network.two_way_transformer import TwoWayTransformer
 
 TOL = 1e-4
 BATCH = 3

@@ -1,7 +1,8 @@
-"""The layers of DESIGN.md: ``model/`` imports nothing from ``sam2_ui/``, and the engine (everything in
-``sam2_ui/`` but the notebook widget) imports no front-end toolkit. Checked twice: by reading every import
-statement (including those inside functions), and by importing the packages in a fresh interpreter and
-looking at what got loaded."""
+"""The layers of docs/architecture.md: ``model/`` imports nothing from ``sam2_ui/``; inside ``model/`` the
+network imports nothing from the image or video parts; the engine (everything in ``sam2_ui/`` but the notebook
+widget) imports no front-end toolkit; nothing imports ``apps/``; and no two modules import each other, even
+through a chain. Checked by reading every import statement (including those inside functions and under
+``TYPE_CHECKING``), and by importing the packages in a fresh interpreter and looking at what got loaded."""
 
 from __future__ import annotations
 
@@ -48,8 +49,8 @@ def engine_files() -> list[Path]:
 
 
 def test_model_source_imports_nothing_from_sam2_ui():
-    files = sorted((ROOT / "model").glob("*.py"))
-    assert files
+    files = sorted((ROOT / "model").rglob("*.py"))
+    assert len(files) > 30
     offenders = {p.name: n for p in files for n in imported_modules(p) if _top(n) == "sam2_ui"}
     assert offenders == {}
 
@@ -86,3 +87,104 @@ def test_importing_model_and_the_engine_loads_no_front_end_and_no_reverse_import
     )
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert loaded == {"after_model": [], "toolkits": []}
+
+
+PACKAGES = ("model", "sam2_ui", "apps")
+# The one circle left: persist.py reads and restores the session through its private hooks. It goes when the
+# session's document moves into its own class; delete it from here then (this test fails until you do).
+KNOWN_CYCLES = [["sam2_ui.persist", "sam2_ui.session"]]
+
+
+def module_files() -> dict[str, Path]:
+    """Dotted module name -> file, for every module of our packages (a package is its __init__.py)."""
+    files = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            files[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return files
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the modules of ours it imports (``from pkg import submodule`` counts as the submodule)."""
+    files = module_files()
+    graph: dict[str, set[str]] = {}
+    for name, path in files.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1])
+                    base = f"{base}.{node.module}" if node.module else base
+                else:
+                    base = node.module
+                subs = [f"{base}.{alias.name}" for alias in node.names if f"{base}.{alias.name}" in files]
+                targets.update(subs if subs else [base])
+        graph[name] = {t for t in targets if t in files and t != name}
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Groups of modules that import each other through some chain (strongly connected, 2 or more)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in sorted(graph[node]):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return sorted(cycles)
+
+
+def test_no_two_modules_import_each_other():
+    assert import_cycles(import_graph()) == KNOWN_CYCLES
+
+
+def test_the_cycle_finder_finds_a_chain_of_three():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert import_cycles(graph) == [["a", "b", "c"]]
+
+
+def test_the_network_imports_neither_images_nor_video_nor_loading():
+    graph = import_graph()
+    network = [m for m in graph if m.startswith("model.network.")]
+    assert len(network) >= 13
+    offenders = {
+        m: t
+        for m in network
+        for t in graph[m]
+        if t.startswith(("model.images", "model.video", "model.loading", "sam2_ui", "apps"))
+    }
+    assert offenders == {}
+
+
+def test_nothing_imports_the_apps():
+    graph = import_graph()
+    offenders = [(m, t) for m, targets in graph.items() for t in targets if t.startswith("apps")]
+    assert [(m, t) for m, t in offenders if not m.startswith("apps")] == []

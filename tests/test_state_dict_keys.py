@@ -6,8 +6,8 @@ import pytest
 import torch
 from official_ref import build_official
 
-from model.build import build_sam2
-from model.configs import CONFIGS
+from model.loading.build import build_sam2
+from model.loading.configs import CONFIGS
 
 
 def shapes(module: torch.nn.Module) -> dict[str, tuple[int, ...]]:

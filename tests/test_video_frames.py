@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 
 from model.errors import VideoSourceError
-from model.video_file import VideoFileSource
-from model.video_frames import FrameSource, list_frame_files, open_frames
+from model.video.video_file import VideoFileSource
+from model.video.video_frames import FrameSource, list_frame_files, open_frames
 
 NUM_FRAMES, HEIGHT, WIDTH = 12, 96, 128
 SQUARE, STEP = 16, 8

@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from model import build_sam2_video_predictor
-from model.memory_bank import TensorVault
+from model.video.memory_bank import TensorVault
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARK = ROOT / "benchmarks" / "video_memory.py"

@@ -50,7 +50,7 @@ from video_scenarios import (
     run_scenario,
 )
 
-from model.build import build_sam2_video_predictor
+from model import build_sam2_video_predictor
 
 CONFIGS = ["sam2.1_hiera_tiny", "sam2_hiera_tiny"]
 BOOKKEEPING_CONFIGS = CONFIGS

@@ -23,7 +23,7 @@ from official_ref import build_official, save_official_checkpoint
 from PIL import Image
 
 from model import build_sam2_video_predictor
-from model.video_frames import open_frames
+from model.video.video_frames import open_frames
 
 NUM_FRAMES, HEIGHT, WIDTH = 8, 96, 128
 IMAGE_SIZE = 256

@@ -16,7 +16,7 @@ from official_ref import build_official, save_official_checkpoint
 from PIL import Image
 
 from model import build_sam2_video_predictor
-from model.memory_bank import TensorVault
+from model.video.memory_bank import TensorVault
 
 IMAGE_SIZE = 256
 NUM_FRAMES = 6
@@ -433,7 +433,7 @@ def test_from_pretrained_builds_the_predictor_from_the_hub_cache(hub_cache, pair
 
 
 def test_non_overlap_matches_official_constraint(pair21):
-    from model.video_predictor import apply_non_overlap
+    from model.video.video_predictor import apply_non_overlap
 
     logits = torch.randn(3, 1, 20, 24, generator=torch.Generator().manual_seed(0)) * 20
     expected = pair21.official._apply_non_overlapping_constraints(logits)

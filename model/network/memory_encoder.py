@@ -8,8 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from model.blocks import LayerNorm2d
-from model.position_encoding import SinePositionEncoding2d
+from model.network.blocks import LayerNorm2d
+from model.network.position_encoding import SinePositionEncoding2d
 
 
 class MaskDownSampler(nn.Module):

@@ -83,7 +83,7 @@ class ImageTransforms:
         """B, C, 256, 256 logits -> B, C, H, W logits at the image size (small regions cleaned first)."""
         logits = low_res_logits.float()
         if self.max_hole_area > 0 or self.max_sprinkle_area > 0:
-            from model.connected_components import remove_small_regions
+            from model.images.connected_components import remove_small_regions
 
             flat = logits.flatten(0, 1).unsqueeze(1)  # B*C, 1, h, w
             flat = remove_small_regions(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from model.attention import Attention
-from model.blocks import MLP
+from model.network.attention import Attention
+from model.network.blocks import MLP
 
 
 class TwoWayAttentionBlock(nn.Module):

@@ -6,8 +6,8 @@ from collections import OrderedDict
 
 import torch
 
-from model.sam2 import ImageFeatures, SAM2Model
-from model.video_frames import FrameSource
+from model.network.sam2 import ImageFeatures, SAM2Model
+from model.video.video_frames import FrameSource
 
 
 class FrameFeatures:

@@ -20,8 +20,8 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
-from model.position_encoding import sine_encoding_1d
-from model.sam2 import HeadOutput, ImageFeatures, SAM2Model
+from model.network.position_encoding import sine_encoding_1d
+from model.network.sam2 import HeadOutput, ImageFeatures, SAM2Model
 
 
 class MemoryEntry(Protocol):

@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.attention import Attention
-from model.rope import AxialRoPE
+from model.network.attention import Attention
+from model.network.rope import AxialRoPE
 
 
 class RoPEAttention(Attention):

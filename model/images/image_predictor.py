@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from model.sam2 import ImageFeatures, SAM2Model
-from model.transforms import ImageTransforms, image_shape
+from model.images.transforms import ImageTransforms, image_shape
+from model.network.sam2 import ImageFeatures, SAM2Model
 
 LOW_RES_LOGIT_CLAMP = 32.0
 
@@ -46,7 +46,7 @@ class SAM2ImagePredictor:
 
         Keyword arguments go to both ``build_sam2`` and the predictor, as in the official API.
         """
-        from model.build import from_pretrained
+        from model.loading.build import from_pretrained
 
         build_keys = {"device", "mode", "apply_postprocessing", "image_size"}
         model = from_pretrained(model_id, **{k: v for k, v in kwargs.items() if k in build_keys})

@@ -6,9 +6,9 @@ from typing import Any
 
 import torch
 
-from model.frame_features import FrameFeatures
-from model.memory_bank import ObjectTrack, TensorVault
-from model.video_frames import FrameSource
+from model.video.frame_features import FrameFeatures
+from model.video.memory_bank import ObjectTrack, TensorVault
+from model.video.video_frames import FrameSource
 
 
 class VideoState:

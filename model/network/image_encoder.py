@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from model.hiera import Hiera
-from model.neck import FpnNeck
+from model.network.hiera import Hiera
+from model.network.neck import FpnNeck
 
 
 class ImageEncoder(nn.Module):

@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from model.checkpoint import identify_config, official_url, read_checkpoint
-from model.configs import CONFIGS
 from model.errors import CheckpointError, ModelNotAvailableError
+from model.loading.checkpoint import identify_config, official_url, read_checkpoint
+from model.loading.configs import CONFIGS
 
 HF_MODELS: dict[str, tuple[str, str]] = {
     cfg.hf_id: (name, cfg.checkpoint_filename) for name, cfg in CONFIGS.items()

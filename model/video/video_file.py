@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import VideoSourceError
-from .video_frames import FrameSource
+from model.errors import VideoSourceError
+from model.video.frame_source import FrameSource
 
 
 class VideoFileSource(FrameSource):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from model.blocks import MLP, LayerNorm2d
-from model.two_way_transformer import TwoWayTransformer
+from model.network.blocks import MLP, LayerNorm2d
+from model.network.two_way_transformer import TwoWayTransformer
 
 
 class MaskDecoder(nn.Module):

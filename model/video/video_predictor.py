@@ -12,6 +12,7 @@ non-conditioning frame is recomputed by a propagation, as in the official implem
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -20,11 +21,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from model.connected_components import fill_small_holes
-from model.frame_features import FrameFeatures
-from model.memory_bank import DEFAULT_RAM_BUDGET_MB, FrameOutput, ObjectTrack
-from model.sam2 import NO_OBJECT_LOGIT, SAM2Model
-from model.tracking import (
+from model.images.connected_components import fill_small_holes
+from model.loading.configs import SAM2Config
+from model.loading.hub import locate_checkpoint
+from model.network.sam2 import NO_OBJECT_LOGIT, SAM2Model
+from model.video.build import build_video_predictor
+from model.video.frame_features import FrameFeatures
+from model.video.memory_bank import DEFAULT_RAM_BUDGET_MB, FrameOutput, ObjectTrack
+from model.video.tracking import (
     MemoryLayout,
     ObjectMemory,
     StepOutput,
@@ -33,8 +37,8 @@ from model.tracking import (
     track_step,
     upscale_to_input,
 )
-from model.video_frames import open_frames
-from model.video_state import VideoState
+from model.video.video_frames import open_frames
+from model.video.video_state import VideoState
 
 PREV_LOGIT_CLAMP = 32.0
 """Earlier logits fed back with correction clicks are clamped to +-32, as the official predictor does."""
@@ -88,11 +92,8 @@ class SAM2VideoPredictor:
         """The predictor for a Hugging Face id (``"facebook/sam2.1-hiera-tiny"``, from the hub or its cache)
         or an official checkpoint file. Keyword arguments go to ``build_sam2_video_predictor``.
         """
-        from model.build import build_sam2_video_predictor
-        from model.hub import locate_checkpoint
-
         config_name, path = locate_checkpoint(model_id)
-        return build_sam2_video_predictor(config_name, path, **kwargs)
+        return build_video_predictor(cls, config_name, path, **kwargs)
 
     @property
     def device(self) -> torch.device:
@@ -575,3 +576,28 @@ def apply_non_overlap(masks: torch.Tensor) -> torch.Tensor:
     winner = torch.argmax(masks, dim=0, keepdim=True)  # 1, 1, H, W
     keep = winner == torch.arange(masks.shape[0], device=masks.device)[:, None, None, None]
     return torch.where(keep, masks, masks.clamp(max=OVERLAP_LOSER_MAX_LOGIT))
+
+
+def build_sam2_video_predictor(
+    config: str | SAM2Config = "sam2.1_hiera_tiny",
+    checkpoint: str | os.PathLike | None = None,
+    device: str | torch.device = "auto",
+    mode: str = "eval",
+    apply_postprocessing: bool = True,
+    vos_optimized: bool = False,
+    image_size: int | None = None,
+    **kwargs,
+) -> SAM2VideoPredictor:
+    """Build a ``SAM2VideoPredictor``, as the official function of that name does (see
+    `model.video.build.build_video_predictor` for the arguments)."""
+    return build_video_predictor(
+        SAM2VideoPredictor,
+        config,
+        checkpoint,
+        device=device,
+        mode=mode,
+        apply_postprocessing=apply_postprocessing,
+        vos_optimized=vos_optimized,
+        image_size=image_size,
+        **kwargs,
+    )

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torchvision.ops import batched_nms, box_area
 
-from model.amg_utils import (
+from model.images.amg_utils import (
     MaskRecords,
     batches,
     crop_boxes_for_layers,
@@ -33,7 +33,7 @@ from model.amg_utils import (
     uncrop_points,
     xyxy_to_xywh,
 )
-from model.image_predictor import SAM2ImagePredictor
+from model.images.image_predictor import SAM2ImagePredictor
 
 OUTPUT_MODES = ("binary_mask", "uncompressed_rle", "coco_rle")
 _BUILD_KEYS = {"device", "mode", "apply_postprocessing", "image_size"}
@@ -123,7 +123,7 @@ class SAM2AutomaticMaskGenerator:
         ``device``, ``mode``, ``apply_postprocessing`` and ``image_size`` go to the model builder, the other
         keyword arguments to the generator.
         """
-        from model.build import from_pretrained
+        from model.loading.build import from_pretrained
 
         model = from_pretrained(model_id, **{k: v for k, v in kwargs.items() if k in _BUILD_KEYS})
         return cls(model, **{k: v for k, v in kwargs.items() if k not in _BUILD_KEYS})

@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from model.configs import CONFIGS, SAM2Config, resolve_config
 from model.errors import CheckpointError, ModelNotAvailableError
+from model.loading.configs import CONFIGS, SAM2Config, resolve_config
 
 _URL_DIRS = {"2": "072824", "2.1": "092824"}  # the official release folders of SAM 2 and SAM 2.1
 _SIZE_MB = {"tiny": 156, "small": 184, "base_plus": 323, "large": 898}  # the same for SAM 2 and 2.1

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from model.blocks import LayerNorm2d
+from model.network.blocks import LayerNorm2d
 
 
 class RandomFourierEncoding(nn.Module):

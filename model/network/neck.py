@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.position_encoding import SinePositionEncoding2d
+from model.network.position_encoding import SinePositionEncoding2d
 
 
 class FpnNeck(nn.Module):

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.blocks import MLP
+from model.network.blocks import MLP
 
 NO_OBJECT_LOGIT = -1024.0
 """Logit written over every pixel of a frame where the object is judged absent."""

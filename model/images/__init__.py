@@ -1,0 +1,1 @@
+"""Image segmentation: the image predictor, the automatic mask generator and their pre/post-processing."""

@@ -1,0 +1,1 @@
+"""Building the network from a config and loading official checkpoints, from files or the Hugging Face hub."""
