@@ -3,7 +3,7 @@
 Both sides load the same random weights; runs under bf16 autocast as the official examples do, prints the
 differences and the median set_image / predict time of each side (alternating, after warm-up).
 
-    python benchmarks/cuda_image_check.py
+    python -m benchmarks.cuda_image_check    # from the repository root
 """
 
 from __future__ import annotations
@@ -16,17 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator as OfficialAMG
+from sam2.sam2_image_predictor import SAM2ImagePredictor as OfficialPredictor
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-from official_ref import build_official, save_official_checkpoint  # noqa: E402
-from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator as OfficialAMG  # noqa: E402
-from sam2.sam2_image_predictor import SAM2ImagePredictor as OfficialPredictor  # noqa: E402
-from synthetic import shapes_image  # noqa: E402
-
-from model import SAM2AutomaticMaskGenerator, SAM2ImagePredictor, build_sam2  # noqa: E402
-from model.images.connected_components import connected_components  # noqa: E402
+from model import SAM2AutomaticMaskGenerator, SAM2ImagePredictor, build_sam2
+from model.images.connected_components import connected_components
+from tests.support.official_ref import build_official, save_official_checkpoint
+from tests.support.synthetic import shapes_image
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:

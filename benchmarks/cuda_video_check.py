@@ -4,7 +4,7 @@ Same random weights on both sides, bf16 autocast as the official examples use, a
 one click
 on frame 0, forward propagation. Prints the per-frame mask IoU and the median seconds per tracked frame.
 
-    python benchmarks/cuda_video_check.py [frames]
+    python -m benchmarks.cuda_video_check    # from the repository root [frames]
 """
 
 from __future__ import annotations
@@ -17,13 +17,9 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-from official_ref import build_official, save_official_checkpoint  # noqa: E402
-from video_clips import make_clip, write_jpeg_folder  # noqa: E402
-
-from model import build_sam2_video_predictor  # noqa: E402
+from model import build_sam2_video_predictor
+from tests.support.official_ref import build_official, save_official_checkpoint
+from tests.support.video_clips import make_clip, write_jpeg_folder
 
 
 def track(predictor, folder: str, point: tuple[float, float]) -> tuple[list[torch.Tensor], list[float]]:

@@ -16,10 +16,10 @@ peak is that of the phase and not of model loading. Two parts:
 Exits with status 1 when our figures break the limits (track growth >= 25 %, init growth >= 1 MiB/frame),
 unless ``--no-check``.
 
-    python benchmarks/video_memory.py                 # the full comparison (minutes; the official is slow)
-    python benchmarks/video_memory.py --quick         # CI smoke run: tiny clips, ours only, no 1024 part
-    python benchmarks/video_memory.py --quick --init-frames-short 2 --init-frames-long 100  # with it
-    python benchmarks/video_memory.py --skip-official --frames-short 24 --frames-long 240
+    python -m benchmarks.video_memory                 # the full comparison (minutes; the official is slow)
+    python -m benchmarks.video_memory --quick         # CI smoke run: tiny clips, ours only, no 1024 part
+    python -m benchmarks.video_memory --quick --init-frames-short 2 --init-frames-long 100  # with it
+    python -m benchmarks.video_memory --skip-official --frames-short 24 --frames-long 240
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TESTS = ROOT / "tests"
 
 TRACK_GROWTH_LIMIT_PCT = 25.0
 """Our peak RSS over the long clip may exceed that over the short clip by less than this (track part)."""
@@ -153,7 +152,6 @@ def _rss_mib() -> float:
 def _build(spec: Spec):
     import torch
 
-    sys.path[:0] = [str(ROOT), str(TESTS)]
     torch.manual_seed(0)
     if spec.impl == "official":
         from sam2.build_sam import build_sam2_video_predictor as official_build
@@ -214,7 +212,7 @@ def run_child(spec: Spec, timeout: float = 3600.0) -> Result:
     """Measure ``spec`` in a fresh Python process."""
     env = dict(os.environ, TQDM_DISABLE="1", PYTHONUNBUFFERED="1")
     proc = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(asdict(spec))],
+        [sys.executable, "-m", "benchmarks.video_memory", "--child", json.dumps(asdict(spec))],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -255,12 +253,13 @@ def measure(spec: Spec, repeat: int = 1, timeout: float = 3600.0) -> Result:
 def make_checkpoint(path: Path, config: str, image_size: int, timeout: float = 600.0) -> Path:
     """Seeded random official weights saved as an official checkpoint (built in a throwaway process)."""
     code = (
-        f"import sys; sys.path[:0] = [{str(ROOT)!r}, {str(TESTS)!r}]\n"
-        "from official_ref import build_official, save_official_checkpoint\n"
+        "from tests.support.official_ref import build_official, save_official_checkpoint\n"
         f"model = build_official({config!r}, image_size={image_size}, video=True)\n"
         f"save_official_checkpoint(model, {str(path)!r})\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, cwd=str(ROOT)
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"could not write the official checkpoint:\n{proc.stderr[-4000:]}")
     return path

@@ -1,16 +1,26 @@
-"""Shared fixtures: an offline Hugging Face hub cache."""
+"""Shared fixtures: one torch thread for the engine and front-end tests, an offline Hugging Face hub cache,
+and a random-weight checkpoint in the official file format.
 
-import sys
+``tests`` is a package: pytest puts the repository root on the import path, so tests import ``model``,
+``sam2_ui``, ``apps`` and ``tests.support`` as they are.
+"""
+
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-TESTS = Path(__file__).resolve().parent
-if str(TESTS) not in sys.path:
-    sys.path.insert(0, str(TESTS))
+
+@pytest.fixture(scope="module")
+def torch_single_thread():
+    """Run the network on one thread: on a shared 2-core machine, two threads that wait on each other are
+    several times slower than one (the image encoder at 256 px takes ~0.3 s on one thread). The engine and
+    front-end folders use it for every test module (their conftest.py)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture
@@ -36,7 +46,8 @@ def random_checkpoint(tmp_path_factory) -> Path:
     official name. The object score bias is raised so masks are not all empty (random weights score objects
     near zero). For code that loads a checkpoint in another process (a notebook kernel)."""
     import torch
-    from official_ref import build_official, save_official_checkpoint
+
+    from tests.support.official_ref import build_official, save_official_checkpoint
 
     model = build_official("sam2.1_hiera_tiny", seed=0, video=True)
     with torch.no_grad():

@@ -1,0 +1,1 @@
+"""The front ends as people meet them: the Gradio app (handlers, API, browser), the widget, the notebooks."""

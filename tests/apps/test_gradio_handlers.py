@@ -1,0 +1,362 @@
+"""The app's handlers called directly (no server): each action's handler reaches the interaction layer and
+draws its view; the session registry, the upload checks and model loading.
+"""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import gradio as gr
+import numpy as np
+import pytest
+
+from apps.gradio_app import BUTTON_COMMANDS, App, _parse_key, parse_args
+from apps.model_loading import ModelLoadError, load_predictor
+from apps.registry import SessionRegistry
+from apps.uploads import AppLimits, check_upload
+from sam2_ui.errors import SessionError
+from sam2_ui.interaction import Interaction
+from tests.support.app_helpers import TEST_LIMITS, Tab, write_clip
+from tests.support.session_helpers import (
+    HEIGHT,
+    WIDTH,
+    block_box,
+    disc_centre,
+    predictor,
+)
+
+IMAGE, SLIDER, TIMELINE, OBJECTS, OBJECTS_HTML, STATUS, VIEW, KEY = range(8)
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    app = App(
+        predictor(), TEST_LIMITS, display_size=(WIDTH, HEIGHT), work_root=tmp_path_factory.mktemp("app")
+    )
+    app.demo = app.build()
+    yield app
+    app.registry.close_all()
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return write_clip(tmp_path_factory.mktemp("clip") / "clip.mp4")
+
+
+def test_every_button_and_event_has_a_handler(app):
+    names = {f.api_name for f in app.demo.fns.values()}
+    for command in BUTTON_COMMANDS:
+        assert f"ui_{command}" in names, command
+    for name in (
+        "open",
+        "load_session",
+        "ui_click",
+        "ui_timeline",
+        "ui_go_to",
+        "ui_set_tool",
+        "ui_key",
+        "ui_right_click",
+        "ui_select_object",
+        "ui_example",
+        "export_pngs",
+        "export_session",
+    ):
+        assert name in names, name
+
+
+def test_a_whole_session_through_the_handlers(app, clip):
+    tab = Tab(app, "handlers-1")
+    out = tab("open", str(clip))
+    assert (
+        out[IMAGE].shape == (HEIGHT, WIDTH, 3) and out[VIEW]["num_frames"] == 6 and out[KEY] == "handlers-1"
+    )
+    assert out[SLIDER]["maximum"] == 5 and out[SLIDER]["interactive"]
+    out = tab("ui_add_object", "ball")
+    assert out[OBJECTS]["choices"] == [("1. ball", 1)] and out[OBJECTS]["value"] == 1
+    assert "ball" in out[OBJECTS_HTML]
+    before = out[IMAGE].copy()
+    out = tab.select("ui_click", *disc_centre(0))  # display size = frame size here
+    assert out[VIEW]["objects"][0]["timeline"][0] == "P" and not np.array_equal(out[IMAGE], before)
+    undo_button = out[8 + BUTTON_COMMANDS.index("undo")]
+    assert undo_button["interactive"] is True
+    out = tab("ui_set_tool", "box")
+    assert out[VIEW]["tool"] == "box"
+    x0, y0, x1, y1 = block_box(0)
+    tab("ui_add_object", "")
+    tab.select("ui_click", x0, y0)
+    out = tab.select("ui_click", x1, y1)
+    assert tab.ui.session.prompts(0)[2].box is not None
+    out = tab("ui_select_object", 1)
+    assert out[VIEW]["selected"] == 1
+    out = tab("ui_rename_object", "red ball")
+    assert out[VIEW]["objects"][0]["name"] == "red ball"
+    outs = tab("ui_propagate_forward")
+    assert [o[VIEW]["progress"] is not None for o in outs][-1] is False
+    assert outs[-1][TIMELINE].shape[1] == 960
+    assert outs[-1][VIEW]["objects"][0]["timeline"].replace("D", "M") == "PMMMMM"
+    out = tab.select("ui_timeline", 960 - 1, 5)
+    assert out[VIEW]["frame"] == 5
+    assert tab("ui_prev_frame")[VIEW]["frame"] == 4 and tab("ui_next_frame")[VIEW]["frame"] == 5
+    assert tab("ui_go_to", 2)[VIEW]["frame"] == 2
+    out = tab("ui_key", "key:Ctrl+z")
+    assert "Undid propagate forward" in out[STATUS]
+    assert tab("ui_redo")[VIEW]["objects"][0]["timeline"].replace("D", "M") == "PMMMMM"
+    assert tab("ui_undo")[VIEW]["objects"][0]["timeline"] == "P....."
+    tab("ui_go_to", 0)
+    out = tab("ui_clear_object")  # object 1 is selected
+    assert [o["timeline"] for o in out[VIEW]["objects"]] == ["......", "P....."]
+    out = tab("ui_clear_frame")
+    assert [o["timeline"] for o in out[VIEW]["objects"]] == ["......", "......"]
+    out = tab("ui_reset")
+    assert all(o["timeline"] == "......" for o in out[VIEW]["objects"])
+    out = tab("ui_remove_object")
+    assert [o["id"] for o in out[VIEW]["objects"]] == [2]
+    assert tab("ui_stop")[VIEW]["enabled"]["stop"] is False
+
+
+def test_downloads_and_restore_through_the_handlers(app, clip):
+    tab = Tab(app, "handlers-2")
+    tab("open", str(clip))
+    tab.select("ui_click", *disc_centre(0))
+    tab("ui_propagate_forward")
+    paths = {kind: tab(f"export_{kind}") for kind in ("pngs", "davis", "coco", "video", "session")}
+    workdir = app.registry.workdir("handlers-2")
+    for kind, path in paths.items():
+        assert path.startswith(str(workdir)), (kind, path)  # each tab writes only into its own folder
+    other = Tab(app, "handlers-3")
+    out = other("load_session", paths["session"], str(clip))
+    assert out[VIEW]["objects"][0]["timeline"].replace("D", "M") == "PMMMMM"
+    for f in range(6):
+        assert np.array_equal(other.ui.session.mask(f, 1), tab.ui.session.mask(f, 1))
+
+
+def test_handler_errors_raise_a_gradio_error_and_keep_the_view(app, clip):
+    tab = Tab(app, "handlers-4")
+    with pytest.raises(gr.Error, match="Upload a video or an image first"):
+        tab.select("ui_click", 5, 5)
+    with pytest.raises(gr.Error, match="No file was uploaded"):
+        tab("open", None)
+    tab("open", str(clip))
+    with pytest.raises(gr.Error, match="outside the image"):
+        tab.select("ui_click", WIDTH + 40, 5)
+    with pytest.raises(gr.Error, match="Nothing to track yet"):
+        tab("ui_propagate_both")
+    with pytest.raises(gr.Error, match="There are no masks to export"):
+        tab("export_pngs")
+    assert tab("ui_key", "key:F5")[VIEW]["messages"] == []  # a key without a command does nothing
+    tab("ui_add_object", "")
+    cx, cy = (round(c) for c in disc_centre(0))
+    tab("ui_right_click", f"right:{cx},{cy},0")  # a right click on frame 0
+    assert tab("ui_right_click", "right:abc")[VIEW]["messages"] == []  # not from the page: ignored
+    ((x, y, positive),) = tab.ui.session.prompts(0)[1].points
+    assert not positive and (x, y) == (cx, cy)
+
+
+def test_the_example_picker_opens_the_generated_clip(app):
+    tab = Tab(app, "handlers-5")
+    out = tab.select("ui_example", 0)
+    assert out[VIEW]["num_frames"] == 36 and out[VIEW]["fps"] == 12
+    out = tab.select("ui_example", 1)
+    assert out[VIEW]["is_image"]
+
+
+def test_unloading_a_tab_closes_its_session(app, clip):
+    tab = Tab(app, "handlers-6")
+    tab("open", str(clip))
+    assert "handlers-6" in app.registry
+    tab.handlers["close_session"](tab.request)
+    assert "handlers-6" not in app.registry
+
+
+def test_key_names_from_the_browser_parse_with_their_modifiers():
+    assert _parse_key("Ctrl+Shift+z") == ("z", True, True)
+    assert _parse_key("ArrowLeft") == ("ArrowLeft", False, False)
+    assert _parse_key("+") == ("+", False, False)
+
+
+# ------------------------------------------------------------------------------------------------- registry
+def registry(tmp_path, **kwargs) -> SessionRegistry:
+    return SessionRegistry(lambda: Interaction(predictor()), root=tmp_path, **kwargs)
+
+
+def test_the_registry_closes_the_least_recently_used_session_and_tells_its_user(tmp_path):
+    reg = registry(tmp_path, max_sessions=2)
+    a, _ = reg.get("a")
+    reg.get("b")
+    reg.get("a")  # a is now the most recent
+    reg.get("c")
+    assert "b" not in reg and "a" in reg and "c" in reg
+    again, note = reg.get("b")
+    assert "closed to make room for another user" in note
+    assert reg.get("b")[1] is None  # told once
+    reg.close_all()
+
+
+def test_the_registry_never_closes_a_tracking_session_and_says_when_full(tmp_path, monkeypatch):
+    reg = registry(tmp_path, max_sessions=1)
+    ui, _ = reg.get("busy")
+    monkeypatch.setattr(
+        ui, "session", SimpleNamespace(is_propagating=True, cancel=lambda: None, close=lambda: None)
+    )
+    with pytest.raises(SessionError, match="The app is busy"):
+        reg.get("newcomer")
+    assert "busy" in reg
+
+
+def test_idle_sessions_expire_after_the_time_to_live(tmp_path):
+    reg = registry(tmp_path, ttl_s=0.05)
+    reg.get("idle")
+    time.sleep(0.1)
+    assert reg.sweep() == 1 and "idle" not in reg
+    assert "without use" in reg.get("idle")[1]
+    reg.close_all()
+
+
+# -------------------------------------------------------------------------------------------------- uploads
+def test_a_long_video_is_cut_to_its_first_seconds_with_a_note(tmp_path):
+    clip = write_clip(tmp_path / "long.mp4", num_frames=40)  # 4 s at 10 fps
+    limits, notes = check_upload(clip, AppLimits(max_seconds=2))
+    assert limits.max_frames == 20
+    assert notes == [
+        "long.mp4 lasts 4 s; this app works on its first 2 s (20 frames at 10 fps). "
+        "Trim the video to segment a later part."
+    ]
+    ui = Interaction(predictor(), limits)
+    assert ui.open(clip).num_frames == 20
+    ui.close()
+
+
+def test_upload_checks_refuse_what_the_app_cannot_use(tmp_path):
+    big = tmp_path / "big.mp4"
+    big.write_bytes(b"\0" * 2_000_000)
+    with pytest.raises(SessionError, match="is 1.9 MB, over this app's limit of 1 MB"):
+        check_upload(big, AppLimits(max_upload_mb=1))
+    doc = tmp_path / "doc.docx"
+    doc.write_bytes(b"PK")
+    with pytest.raises(SessionError, match="not a video or image this app reads"):
+        check_upload(doc, AppLimits())
+    with pytest.raises(SessionError, match="could not be read"):
+        check_upload(tmp_path / "gone.mp4", AppLimits())
+
+
+def test_large_frames_are_downscaled_with_a_message(tmp_path):
+    clip = write_clip(tmp_path / "wide.mp4", num_frames=2, height=256, width=384)
+    limits, _ = check_upload(clip, AppLimits(max_side=192))
+    ui = Interaction(predictor(), limits)
+    view = ui.open(clip)
+    assert ui.session.size == (192, 128)
+    assert any("downscaled to 192x128" in m.text for m in view.messages)
+    ui.close()
+
+
+# -------------------------------------------------------------------------------------------- model loading
+def test_missing_weights_offline_end_with_one_message_saying_how_to_get_them(hub_cache):
+    with pytest.raises(ModelLoadError) as info:
+        load_predictor("facebook/sam2.1-hiera-tiny", device="cpu")
+    message = str(info.value)
+    assert "--checkpoint" in message and "sam2.1_hiera_tiny.pt" in message
+
+
+def test_a_missing_or_unnamed_checkpoint_file_says_what_to_pass(tmp_path):
+    with pytest.raises(ModelLoadError, match="no checkpoint file at"):
+        load_predictor(checkpoint=tmp_path / "nope.pt")
+    odd = tmp_path / "weights.pt"
+    odd.write_bytes(b"x")
+    with pytest.raises(ModelLoadError, match="pass --config"):
+        load_predictor(checkpoint=odd)
+
+
+def test_the_app_loads_an_official_format_checkpoint(tmp_path):
+    from model import build_sam2
+    from tests.support.official_ref import save_official_checkpoint
+
+    path = save_official_checkpoint(
+        build_sam2("sam2.1_hiera_tiny", None, device="cpu"), tmp_path / "sam2.1_hiera_tiny.pt"
+    )
+    loaded = load_predictor(checkpoint=path, device="cpu", image_size=256)
+    assert loaded.image_size == 256
+    args = parse_args(["--checkpoint", str(path), "--max-seconds", "5", "--port", "7999"])
+    assert args.checkpoint == path and args.max_seconds == 5 and args.port == 7999 and args.host is None
+
+
+def test_zero_gpu_duration_grows_with_the_frames_of_the_tab_s_video(app, clip):
+    from apps.gradio_app import GPU_SECONDS_BASE, GPU_SECONDS_PER_FRAME, _track_seconds
+
+    seconds = _track_seconds(app)
+    unknown = seconds(SimpleNamespace(session_hash="nobody"))
+    assert unknown == int(GPU_SECONDS_BASE + GPU_SECONDS_PER_FRAME * app.limits.max_frames)
+    tab = Tab(app, "handlers-gpu")
+    tab("open", str(clip))
+    assert seconds(tab.request, lambda *a: None) == int(GPU_SECONDS_BASE + GPU_SECONDS_PER_FRAME * 7)
+    assert seconds("forward", 0, request=tab.request) < unknown
+
+
+def test_on_zero_gpu_model_handlers_run_under_spaces_gpu_and_state_stays_on_the_cpu(
+    monkeypatch, tmp_path, clip
+):
+    import functools
+    import sys
+    from types import ModuleType
+
+    wrapped: list[str] = []
+
+    def gpu(duration=60):
+        def wrap(fn):
+            @functools.wraps(fn)
+            def inner(*args, **kwargs):
+                wrapped.append(fn.__name__)
+                return fn(*args, **kwargs)
+
+            return inner
+
+        return wrap
+
+    spaces = ModuleType("spaces")
+    spaces.GPU = gpu
+    monkeypatch.setitem(sys.modules, "spaces", spaces)
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")  # what a ZeroGPU Space sets
+    zero = App(predictor(), TEST_LIMITS, display_size=(WIDTH, HEIGHT), work_root=tmp_path)
+    zero.demo = zero.build()
+    tab = Tab(zero, "zero-gpu")
+    tab("open", str(clip))
+    tab.select("ui_click", *disc_centre(0))
+    tab("ui_propagate_forward")
+    tab("ui_go_to", 2)  # a redraw: no GPU asked for
+    assert wrapped == ["on_open", "on_select", "run"]
+    assert tab.ui.state_on_cpu and tab.ui.session._tracker.state.offload_state_to_cpu
+    zero.registry.close_all()
+
+
+def test_an_unexpected_error_in_a_handler_becomes_a_message_and_the_tab_keeps_working(app, clip, monkeypatch):
+    tab = Tab(app, "handlers-crash")
+    tab("open", str(clip))
+
+    def crash(self, name=None):
+        raise RuntimeError("disk on fire")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Interaction, "add_object", crash)
+        with pytest.raises(gr.Error, match=r"Something went wrong \(RuntimeError: disk on fire\)"):
+            tab("ui_add_object", "")
+    assert tab("ui_add_object", "ball")[VIEW]["objects"][0]["name"] == "ball"
+
+
+def test_a_click_lands_on_the_frame_that_was_shown(app, clip):
+    tab = Tab(app, "handlers-shown")
+    tab("open", str(clip))
+    tab("ui_go_to", 4)
+    tab.ui.frame = 1  # the current frame moved (a tracking run) after the person saw frame 4 and clicked
+    out = tab("ui_click", 4, gr.SelectData(None, {"index": list(disc_centre(4)), "value": None}))
+    assert out[VIEW]["frame"] == 4 and tab.ui.session.prompted_frames() == [4]
+
+
+def test_a_tab_keeps_only_the_upload_its_session_reads(app, clip, tmp_path):
+    tab = Tab(app, "handlers-uploads")
+    tab("open", str(clip))
+    first = tab.ui.session.source_path
+    other = write_clip(tmp_path / "other.mp4", num_frames=3)
+    tab("open", str(other))
+    kept = list((app.registry.workdir("handlers-uploads") / "media").glob("*/*"))
+    assert kept == [tab.ui.session.source_path] and not first.exists()
+    assert str(tab.ui.session.source_path).startswith(str(app.registry.workdir("handlers-uploads")))

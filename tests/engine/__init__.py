@@ -1,0 +1,1 @@
+"""The engine: sessions (editing, tracking, files, outputs), rendering and exports, the interaction layer."""

@@ -1,0 +1,1 @@
+"""The model: every component and both predictors against the official implementation, loading, frames."""
