@@ -22,18 +22,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import numpy as np
+
+from .document import SavedDocument, SessionState, from_document
 from .errors import SessionError
-from .masks import ORIGINS, MaskEntry, decode_rle, encode_rle
-from .media import Limits
-from .objects import ObjectInfo
-from .prompts import action_from_json, action_to_json
+from .media import Limits, Media
 from .staging import staged_file
-
-if TYPE_CHECKING:
-    from .session import Session
 
 FORMAT = "sam2-ui-session"
 VERSION = 1
@@ -43,16 +41,19 @@ def frame_digest(frame) -> str:
     return hashlib.sha1(frame.tobytes()).hexdigest()
 
 
-def to_document(session: Session, portable: bool = False) -> dict[str, Any]:
-    """The JSON-ready document of a session (call with the session's lock held).
+def to_document(
+    state: SessionState,
+    media: Media,
+    frame0: np.ndarray,
+    limits: Limits,
+    image_size: int | None,
+    portable: bool = False,
+) -> dict[str, Any]:
+    """The JSON-ready document of a session: its media, limits and model, and its state's document.
 
     ``portable``: name the source by its file name only (a download from a server must not reveal the
     server's folders); loading then looks for it beside the session file, or takes ``source=``.
     """
-    state = session._persist_state()
-    media = state["media"]
-    store = state["store"]
-    width, height = session.size
     if media.path is not None and portable:
         source = {"kind": "path", "path": media.path.name, "relative": media.path.name, "portable": True}
     elif media.path is not None:
@@ -64,45 +65,19 @@ def to_document(session: Session, portable: bool = False) -> dict[str, Any]:
         "version": VERSION,
         "source": source,
         "video": {
-            "num_frames": session.num_frames,
-            "width": width,
-            "height": height,
-            "fps": session.fps,
+            "num_frames": len(media.frames),
+            "width": media.frames.width,
+            "height": media.frames.height,
+            "fps": media.fps,
             "original_width": media.original_size[0],
             "original_height": media.original_size[1],
             "original_num_frames": media.original_num_frames,
-            "frame0_sha1": frame_digest(session.frame(0)),
+            "frame0_sha1": frame_digest(frame0),
         },
-        "limits": session.limits.to_json(),
-        "model": {"image_size": _image_size(session.predictor)},
-        "objects": [{"id": o.id, "name": o.name, "color": list(o.color)} for o in state["objects"]],
-        "next_object_id": state["objects"].next_id,
-        "selected": state["selected"],
-        "clock": state["clock"],
-        "prompt_clocks": {str(obj): clock for obj, clock in sorted(state["prompt_clocks"].items())},
-        "log": [action_to_json(action) for action in state["log"]],
-        "masks": [
-            {
-                "frame": frame,
-                "object": obj,
-                "origin": entry.origin,
-                "clock": entry.clock,
-                "rle": encode_rle(entry.mask(store.shape)),
-                **_quality(entry),
-            }
-            for (frame, obj), entry in store.items()
-        ],
+        "limits": limits.to_json(),
+        "model": {"image_size": image_size},
+        **state.to_document(),
     }
-
-
-def _quality(entry: MaskEntry) -> dict[str, float]:
-    values = {"iou": entry.iou, "score": entry.score}
-    return {key: value for key, value in values.items() if value is not None}
-
-
-def _number(record: dict[str, Any], key: str) -> float | None:
-    value = record.get(key)
-    return None if value is None else float(value)
 
 
 def write(document: dict[str, Any], path: Path) -> Path:
@@ -118,47 +93,31 @@ def write(document: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def load(
-    cls: type[Session],
-    path: Path,
-    predictor: Any,
-    source: Any,
-    replay: bool,
-    state_on_cpu: bool = False,
-    limits: Limits | None = None,
-) -> Session:
+@dataclass
+class SessionFile:
+    """A session file, read and checked: where and how to open its media, and its document."""
+
+    video: dict[str, Any]  # frame count, size and fps it was saved on, and frame 0's digest
+    limits: Limits
+    fps: float
+    source: Any  # what to open (the caller's source=, or the saved path)
+    image_size: int | None  # the model input size it was saved with
+    document: SavedDocument
+
+
+def read(path: Path, source: Any, replay: bool, limits: Limits | None = None) -> SessionFile:
+    """Read and check a session file; nothing in it is used before every field was checked.
+
+    ``source``: the media to open (None: the path saved in the file). ``replay``: skip the saved masks (the
+    caller recomputes them). ``limits``: the caller's, which win over the file's.
+    """
     document = _read(path)
     try:
         video = document["video"]
         if limits is None:
             limits = Limits.from_json(document["limits"])
         bounds = _Bounds.of(video, document)
-        objects = [
-            ObjectInfo(int(o["id"]), str(o["name"]), tuple(int(c) for c in o["color"]))
-            for o in document["objects"]
-        ]
-        for info in objects:
-            bounds.check_object(info.id)
-        records = document["log"]
-        bounds.check_count(len(records), "prompt log records")
-        for record in records:
-            bounds.check_action(record)
-        log = [action_from_json(record) for record in records]
-        entries = None
-        if not replay:
-            entries = {}
-            bounds.check_count(len(document["masks"]), "masks")
-            for record in document["masks"]:
-                if record["origin"] not in ORIGINS:
-                    raise ValueError(f"unknown mask origin {record['origin']!r}")
-                bounds.check_frame(record["frame"])
-                bounds.check_object(record["object"])
-                mask = decode_rle(bounds.checked_rle(record["rle"]))
-                iou, score = _number(record, "iou"), _number(record, "score")
-                entries[int(record["frame"]), int(record["object"])] = MaskEntry.from_mask(
-                    mask, record["origin"], int(record["clock"]), iou, score
-                )
-        prompt_clocks = {int(obj): int(clock) for obj, clock in document["prompt_clocks"].items()}
+        saved = from_document(document, bounds, with_masks=not replay)
         fps = float(video["fps"])
         # Only now, with the file checked, is a path inside it ever used (and only without source=).
         if source is None:
@@ -167,31 +126,8 @@ def load(
         raise SessionError(
             f"{path.name} is not a valid sam2-ui session file ({type(error).__name__}: {error})."
         ) from error
-
-    session = cls.open(source, predictor, limits=limits, fps=fps, state_on_cpu=state_on_cpu)
-    try:
-        _check_same_video(session, video, path)
-        saved_size = document.get("model", {}).get("image_size")
-        if saved_size is not None and saved_size != _image_size(predictor):
-            session.messages.append(
-                f"This session was saved with a model of image size {saved_size} and is loaded with "
-                f"{_image_size(predictor)}: saved masks are kept, but new prompts and tracking use the "
-                "new model."
-            )
-        selected = document.get("selected")
-        session._restore_state(
-            objects,
-            int(document["next_object_id"]),
-            None if selected is None else int(selected),
-            log,
-            entries,
-            prompt_clocks,
-            int(document["clock"]),
-        )
-    except BaseException:
-        session.close()
-        raise
-    return session
+    image_size = document.get("model", {}).get("image_size")
+    return SessionFile(video, limits, fps, source, image_size, saved)
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -290,21 +226,23 @@ def _saved_source(source: dict[str, Any], path: Path) -> Path:
     )
 
 
-def _check_same_video(session: Session, video: dict[str, Any], path: Path) -> None:
-    width, height = session.size
+def check_same_video(media: Media, frame0: np.ndarray, video: dict[str, Any], path: Path) -> None:
+    """Refuse media whose frames are not the ones the session file was saved on."""
+    num_frames, width, height = len(media.frames), media.frames.width, media.frames.height
     saved = (int(video["num_frames"]), int(video["width"]), int(video["height"]))
-    if (session.num_frames, width, height) != saved:
+    if (num_frames, width, height) != saved:
         raise SessionError(
-            f"The video given for {path} has {session.num_frames} frames of {width}x{height}, but the "
+            f"The video given for {path} has {num_frames} frames of {width}x{height}, but the "
             f"session was saved on {saved[0]} frames of {saved[1]}x{saved[2]}: give the same video."
         )
-    if frame_digest(session.frame(0)) != video["frame0_sha1"]:
+    if frame_digest(frame0) != video["frame0_sha1"]:
         raise SessionError(
             f"The video given for {path} has a different first frame than the one the session was saved on: "
             "give the same video."
         )
 
 
-def _image_size(predictor: Any) -> int | None:
+def image_size_of(predictor: Any) -> int | None:
+    """The model input size of a predictor (None for one that does not say)."""
     size = getattr(predictor, "image_size", None)
     return int(size) if size is not None else None

@@ -32,15 +32,15 @@ from model.errors import VideoSourceError
 from . import export, persist
 from .checks import check_box, check_frame, check_index, check_point
 from .colors import RGB
+from .document import SessionState
 from .errors import SessionError
-from .history import Change, History, Step, apply_side
-from .masks import PROMPT, PROPAGATION, FrameMasksView, MaskEntry, MaskStore
+from .history import Change
+from .masks import PROPAGATION, FrameMasksView
 from .media import Limits, Media, open_media
 from .memory_view import MemoryView
-from .objects import ObjectInfo, ObjectRegistry
+from .objects import ObjectInfo
 from .predictor import VideoPredictor
 from .prompts import (
-    PROMPT_ACTIONS,
     Action,
     AddPoint,
     ClearFrame,
@@ -57,7 +57,7 @@ from .prompts import (
 from .propagation import PropagationProgress, PropagationSummary, plan_legs
 from .quality import DoubtRule, doubt_reasons, doubtful_frames
 from .render import DisplayMapping, Layers, render_frame, render_layers
-from .tracker import FrameResult, Scores, Tracker
+from .tracker import FrameResult, Tracker
 
 RECENT_RUN_WEIGHT = 0.5
 """In `seconds_per_frame`, each tracking run counts this much less than the run after it."""
@@ -78,13 +78,7 @@ class Session:
         except (VideoSourceError, OSError) as error:
             media.frames.close()
             raise SessionError(f"Cannot read {media.description}: {error}") from error
-        self._store = MaskStore((media.frames.height, media.frames.width))
-        self._objects = ObjectRegistry()
-        self._prompt_clocks: dict[int, int] = {}  # object -> clock of its last prompt change
-        self._table = PromptTable()
-        self._history = History(limits.max_undo)
-        self._clock = 0  # counts edits; never goes back, so "computed before that edit" is a comparison
-        self._selected: int | None = None
+        self._state = SessionState((media.frames.height, media.frames.width), limits.max_undo)
         self._lock = threading.RLock()  # guards the state above; held briefly, never during network work
         self._model_lock = threading.Lock()  # one predictor call (or tracked frame) at a time
         self._propagating = False
@@ -189,7 +183,7 @@ class Session:
         w, h = self.size
         return (
             f"Session({self._media.description!r}, frames={self.num_frames}, size={w}x{h}, "
-            f"objects={self._objects.ids})"
+            f"objects={self._state.objects.ids})"
         )
 
     # ============================================================================================ objects
@@ -197,34 +191,34 @@ class Session:
     def objects(self) -> list[ObjectInfo]:
         """The objects, by increasing id."""
         with self._lock:
-            return list(self._objects)
+            return list(self._state.objects)
 
     def object(self, obj: int) -> ObjectInfo:
         with self._lock:
-            return self._objects.get(obj)
+            return self._state.objects.get(obj)
 
     @property
     def colors(self) -> dict[int, RGB]:
         with self._lock:
-            return {info.id: info.color for info in self._objects}
+            return {info.id: info.color for info in self._state.objects}
 
     @property
     def names(self) -> dict[int, str]:
         with self._lock:
-            return {info.id: info.name for info in self._objects}
+            return {info.id: info.name for info in self._state.objects}
 
     @property
     def selected(self) -> int | None:
         """The selected object (prompts go to it when no object is given), or None."""
         with self._lock:
-            return self._selected if self._selected in self._objects else None
+            return self._state.selected if self._state.selected in self._state.objects else None
 
     def select_object(self, obj: int | None) -> None:
         """Select an object (None: none). Not an edit: it is not undone."""
         with self._lock:
             if obj is not None:
-                self._objects.get(obj)
-            self._selected = obj
+                self._state.objects.get(obj)
+            self._state.selected = obj
 
     def add_object(self, name: str | None = None, select: bool = True) -> int:
         """Add an object and return its id (ids count up from 1 and are never reused)."""
@@ -236,13 +230,13 @@ class Session:
 
     def rename_object(self, obj: int, name: str) -> None:
         with self._edit("rename object") as change:
-            self._objects.get(obj)
+            self._state.objects.get(obj)
             change.edit_objects(lambda objects: objects.rename(obj, name))
 
     def remove_object(self, obj: int) -> None:
         """Remove an object with its prompts and masks (undoable)."""
         with self._edit("remove object") as change:
-            self._objects.get(obj)
+            self._state.objects.get(obj)
             self._execute(change, ForgetObject(obj))
             change.edit_objects(lambda objects: objects.remove(obj))
             change.set_clock(obj, None)
@@ -273,7 +267,7 @@ class Session:
         with self._edit("add box") as change:
             frame, obj = self._check_frame(frame), self._check_object(obj)
             box = check_box(x0, y0, x1, y1, self.size)
-            points = self._table.get(frame, obj).points
+            points = self._state.table.get(frame, obj).points
             self._execute(change, SetPoints(frame, obj, points, box))
         return self.masks(frame)
 
@@ -285,7 +279,7 @@ class Session:
         with self._edit("add mask") as change:
             frame, obj = self._check_frame(frame), self._check_object(obj)
             mask = np.asarray(mask)
-            if mask.shape != self._store.shape:
+            if mask.shape != self._state.store.shape:
                 w, h = self.size
                 raise ValueError(f"the mask is {mask.shape} (H, W) but the frames are {h, w}")
             if not mask.any():
@@ -301,7 +295,7 @@ class Session:
         """
         with self._edit("remove point") as change:
             frame, obj = self._check_frame(frame), self._check_object(obj)
-            prompts = self._table.get(frame, obj)
+            prompts = self._state.table.get(frame, obj)
             index = check_index(index, "a point index")
             if not 0 <= index < len(prompts.points):
                 raise SessionError(
@@ -326,21 +320,21 @@ class Session:
             if frame is not None:
                 frame = self._check_frame(frame)
             if obj is not None:
-                self._objects.get(obj)
+                self._state.objects.get(obj)
             if frame is None and obj is None:
-                if self._table.objects() or self._store.keys():
+                if self._state.table.objects() or self._state.store.keys():
                     self._execute(change, Reset())
             elif frame is None:
-                if obj in self._table.objects() or self._store.keys(obj):
+                if obj in self._state.table.objects() or self._state.store.keys(obj):
                     self._execute(change, ForgetObject(obj))
             else:
-                targets = [obj] if obj is not None else list(self._table.on_frame(frame))
+                targets = [obj] if obj is not None else list(self._state.table.on_frame(frame))
                 for target in targets:
-                    if (frame, target) in self._table:
+                    if (frame, target) in self._state.table:
                         self._clear_frame_object(change, frame, target)
 
     def _clear_frame_object(self, change: Change, frame: int, obj: int) -> None:
-        if self._table.frames(obj) == [frame]:
+        if self._state.table.frames(obj) == [frame]:
             self._execute(change, ForgetObject(obj))  # no prompt left: nothing could track it
         else:
             self._execute(change, ClearFrame(frame, obj))
@@ -349,12 +343,12 @@ class Session:
         """The prompts on a frame: object id -> `FramePrompts` (points (x, y, positive), box, mask)."""
         frame = self._check_frame(frame)
         with self._lock:
-            return self._table.on_frame(frame)
+            return self._state.table.on_frame(frame)
 
     def prompted_frames(self, obj: int | None = None) -> list[int]:
         """Frames holding prompts (of one object, or of any)."""
         with self._lock:
-            return self._table.frames(obj)
+            return self._state.table.frames(obj)
 
     def find_point(
         self, frame: int, x: float, y: float, radius: float | None = None
@@ -369,7 +363,7 @@ class Session:
             radius = max(3.0, 0.02 * min(self.size))
         best, best_d = None, float(radius)
         with self._lock:
-            for obj, prompts in self._table.on_frame(frame).items():
+            for obj, prompts in self._state.table.on_frame(frame).items():
                 for i, (px, py, _) in enumerate(prompts.points):
                     d = float(np.hypot(px - x, py - y))
                     if d <= best_d:
@@ -380,7 +374,7 @@ class Session:
     def prompt_log(self) -> list[Action]:
         """Every predictor call in effect, oldest first (what `save` writes and replay runs)."""
         with self._lock:
-            return self._history.log()
+            return self._state.history.log()
 
     # ============================================================================================ masks
     def masks(self, frame: int) -> dict[int, np.ndarray]:
@@ -390,19 +384,19 @@ class Session:
         """
         frame = self._check_frame(frame)
         with self._lock:
-            entries = self._store.entries(frame)
-        return {obj: entry.mask(self._store.shape) for obj, entry in entries.items()}
+            entries = self._state.store.entries(frame)
+        return {obj: entry.mask(self._state.store.shape) for obj, entry in entries.items()}
 
     def mask(self, frame: int, obj: int) -> np.ndarray | None:
         frame = self._check_frame(frame)
         with self._lock:
-            entry = self._store.get(frame, obj)
-        return None if entry is None else entry.mask(self._store.shape)
+            entry = self._state.store.get(frame, obj)
+        return None if entry is None else entry.mask(self._state.store.shape)
 
     def tracked_frames(self, obj: int | None = None) -> list[int]:
         """Frames with a mask (of one object, or of any)."""
         with self._lock:
-            return sorted({f for f, _ in self._store.keys(obj)})
+            return sorted({f for f, _ in self._state.store.keys(obj)})
 
     def stale_frames(self, obj: int | None = None) -> list[int]:
         """Frames with a tracked mask computed before a later change to its object's prompts.
@@ -414,10 +408,10 @@ class Session:
             return sorted(
                 {
                     frame
-                    for (frame, o), entry in self._store.items()
+                    for (frame, o), entry in self._state.store.items()
                     if (obj is None or o == obj)
                     and entry.origin == PROPAGATION
-                    and entry.clock < self._prompt_clocks.get(o, -1)
+                    and entry.clock < self._state.prompt_clocks.get(o, -1)
                 }
             )
 
@@ -429,19 +423,19 @@ class Session:
         object's prompts are never doubtful: the user decided them.
         """
         with self._lock:
-            objects = self._objects.ids if obj is None else [self._objects.get(obj).id]
+            objects = self._state.objects.ids if obj is None else [self._state.objects.get(obj).id]
             frames: set[int] = set()
             for o in objects:
-                entries = self._store.of_object(o)
-                frames.update(doubtful_frames(entries, set(self._table.frames(o)), self.doubt_rule))
+                entries = self._state.store.of_object(o)
+                frames.update(doubtful_frames(entries, set(self._state.table.frames(o)), self.doubt_rule))
         return sorted(frames)
 
     def doubt_reasons(self, obj: int) -> dict[int, str]:
         """One object's doubtful frames, each with a sentence saying why (see `doubtful_frames`)."""
         with self._lock:
-            obj = self._objects.get(obj).id
-            entries = self._store.of_object(obj)
-            return doubt_reasons(entries, set(self._table.frames(obj)), self.doubt_rule)
+            obj = self._state.objects.get(obj).id
+            entries = self._state.store.of_object(obj)
+            return doubt_reasons(entries, set(self._state.table.frames(obj)), self.doubt_rule)
 
     def mask_quality(self, frame: int) -> dict[int, tuple[float | None, float | None, int]]:
         """Object id -> (predicted IoU, object score logit, area in pixels) of each mask on a frame.
@@ -451,7 +445,7 @@ class Session:
         """
         frame = self._check_frame(frame)
         with self._lock:
-            entries = self._store.entries(frame)
+            entries = self._state.store.entries(frame)
         return {obj: (e.iou, e.score, e.area) for obj, e in entries.items()}
 
     def memory_view(self, frame: int, obj: int | None = None) -> MemoryView:
@@ -464,16 +458,16 @@ class Session:
         frame = self._check_frame(frame)
         with self._lock:
             obj = self._check_object(obj)
-            name = self._objects.get(obj).name
+            name = self._state.objects.get(obj).name
             scores = [None] * self.num_frames
-            for f, entry in self._store.of_object(obj).items():
+            for f, entry in self._state.store.of_object(obj).items():
                 scores[f] = entry.score
-            prompted = (frame, obj) in self._table
+            prompted = (frame, obj) in self._state.table
         layout, note = None, ""
         with self._model_lock:  # between two tracked frames during a run
             if self._closed:
                 note = "This session is closed: its memory was released."
-            elif self._propagating or self._tracker.reflects(self._history.log()):
+            elif self._propagating or self._tracker.reflects(self._state.history.log()):
                 layout = self._tracker.memory_layout(frame, obj)
                 if layout is None:
                     note = f"{name} has no prompt yet: click on it to give the model its first memory."
@@ -497,35 +491,30 @@ class Session:
     @property
     def can_undo(self) -> bool:
         with self._lock:
-            return self._history.can_undo
+            return self._state.history.can_undo
 
     @property
     def can_redo(self) -> bool:
         with self._lock:
-            return self._history.can_redo
+            return self._state.history.can_redo
 
     def undo(self) -> str:
         """Undo the last edit; returns its label ("add point", "propagate forward", ...)."""
         with self._edit(None):
-            step = self._history.undo()
+            step = self._state.history.undo()
             if step is None:
                 raise SessionError("Nothing to undo.")
-            self._restore(step, after=False)
+            self._state.restore(step, after=False)
             return step.label
 
     def redo(self) -> str:
         """Redo the last undone edit; returns its label."""
         with self._edit(None):
-            step = self._history.redo()
+            step = self._state.history.redo()
             if step is None:
                 raise SessionError("Nothing to redo.")
-            self._restore(step, after=True)
+            self._state.restore(step, after=True)
             return step.label
-
-    def _restore(self, step: Step, after: bool) -> None:
-        apply_side(step, self._store, self._objects, self._prompt_clocks, after=after)
-        self._table = PromptTable.from_log(self._history.log())
-        # The predictor catches up in `_sync`, before it is next needed.
 
     # ============================================================================================ tracking
     def propagate(
@@ -546,7 +535,7 @@ class Session:
         """
         with self._lock:
             self._check_idle()
-            plan_legs(direction, start, end, self.num_frames, self._table.frames())
+            plan_legs(direction, start, end, self.num_frames, self._state.table.frames())
         self._cancel.clear()
         return self._propagation(direction, start, end)
 
@@ -582,7 +571,7 @@ class Session:
         """How many frames `propagate` with these arguments would track, and about how many seconds it would
         take (None until `seconds_per_frame` is measured). Raises `SessionError` as `propagate` would."""
         with self._lock:
-            _, legs = plan_legs(direction, start, end, self.num_frames, self._table.frames())
+            _, legs = plan_legs(direction, start, end, self.num_frames, self._state.table.frames())
         frames = sum(leg.count for leg in legs)
         per_frame = self.seconds_per_frame
         return frames, None if per_frame is None else frames * per_frame
@@ -602,11 +591,10 @@ class Session:
         with self._model_lock:
             with self._lock:
                 self._check_idle()
-                start, legs = plan_legs(direction, start, end, self.num_frames, self._table.frames())
+                start, legs = plan_legs(direction, start, end, self.num_frames, self._state.table.frames())
                 self._propagating = True
-                self._clock += 1
-                clock = self._clock
-                change = self._change(f"propagate {direction}")
+                clock = self._state.tick()
+                change = self._state.change(f"propagate {direction}")
             try:
                 self._sync()
             except BaseException:
@@ -632,8 +620,8 @@ class Session:
                         count += 1
                         done += 1
                         with self._lock:
-                            self._store_tracked(change, frame, masks, scores, clock)
-                            shown = self._store.entries(frame)
+                            self._state.put_tracked(change, frame, masks, scores, clock)
+                            shown = self._state.store.entries(frame)
                         working += time.perf_counter() - step_began
                         elapsed = time.perf_counter() - began
                         yield PropagationProgress(
@@ -642,7 +630,7 @@ class Session:
                             total=total,
                             elapsed_s=elapsed,
                             eta_s=elapsed / done * (total - done),
-                            masks={o: e.mask(self._store.shape) for o, e in shown.items()},
+                            masks={o: e.mask(self._state.store.shape) for o, e in shown.items()},
                             direction="backward" if leg.reverse else "forward",
                         )
                 finally:
@@ -660,7 +648,7 @@ class Session:
                     action = Propagate(tuple(done_legs))
                     self._tracker.record(action)
                     change.actions.append(action)
-                    self._history.push(change.step())
+                    self._state.history.push(change.step())
                 self._last_run = PropagationSummary(
                     direction, start, done, total, cancelled, time.perf_counter() - began
                 )
@@ -688,14 +676,6 @@ class Session:
         except BaseException:
             self._tracker.invalidate()
             raise
-
-    def _store_tracked(
-        self, change: Change, frame: int, masks: dict[int, np.ndarray], scores: Scores, clock: int
-    ) -> None:
-        for obj, mask in masks.items():
-            origin = PROMPT if (frame, obj) in self._table else PROPAGATION
-            iou, score = scores.get(obj, (None, None))
-            change.put_mask(frame, obj, MaskEntry.from_mask(mask, origin, clock, iou, score))
 
     # ============================================================================================ images
     def segment_everything(self, frame: int = 0, **amg_kwargs: Any) -> list[int]:
@@ -767,11 +747,11 @@ class Session:
         frame = self._check_frame(frame)
         rgb = self.frame(frame)
         with self._lock:
-            entries = self._store.entries(frame)
-            colors = {info.id: info.color for info in self._objects}
-            on_frame = self._table.on_frame(frame) if prompts else {}
+            entries = self._state.store.entries(frame)
+            colors = {info.id: info.color for info in self._state.objects}
+            on_frame = self._state.table.on_frame(frame) if prompts else {}
             selected = self.selected
-        masks = {obj: e.mask(self._store.shape) for obj, e in entries.items() if obj in colors}
+        masks = {obj: e.mask(self._state.store.shape) for obj, e in entries.items() if obj in colors}
         points = [(obj, x, y, pos) for obj, p in on_frame.items() for x, y, pos in p.points]
         boxes = [(obj, *p.box) for obj, p in on_frame.items() if p.box is not None]
         return rgb, masks, colors, points, boxes, selected
@@ -819,7 +799,7 @@ class Session:
         """An overlay video (``.mp4`` etc.) at the source fps with exactly one video frame per frame."""
         view, names, colors = self._export_view()
         with self._lock:
-            table = self._table
+            table = self._state.table
             on_frames = {f: table.on_frame(f) for f in table.frames()} if prompts else {}
 
         def frames() -> Iterator[np.ndarray]:
@@ -836,10 +816,10 @@ class Session:
 
     def _export_view(self) -> tuple[FrameMasksView, dict[int, str], dict[int, RGB]]:
         with self._lock:
-            snapshot = self._store.snapshot()
-            names = {info.id: info.name for info in self._objects}
-            colors = {info.id: info.color for info in self._objects}
-        return FrameMasksView(snapshot, self.num_frames, self._store.shape), names, colors
+            snapshot = self._state.store.snapshot()
+            names = {info.id: info.name for info in self._state.objects}
+            colors = {info.id: info.color for info in self._state.objects}
+        return FrameMasksView(snapshot, self.num_frames, self._state.store.shape), names, colors
 
     # ============================================================================================ save / load
     def save(self, path: str | Path, portable: bool = False) -> Path:
@@ -851,7 +831,14 @@ class Session:
         with self._lock:
             if self._propagating:
                 raise SessionError("Tracking is running: wait for it to finish or cancel it, then save.")
-            document = persist.to_document(self, portable)
+            document = persist.to_document(
+                self._state,
+                self._media,
+                self.frame(0),
+                self.limits,
+                persist.image_size_of(self._predictor),
+                portable,
+            )
         return persist.write(document, Path(path))
 
     @classmethod
@@ -877,7 +864,27 @@ class Session:
         A damaged or forged file (frames, objects or mask sizes the video cannot have) raises `SessionError`.
         The predictor's state is rebuilt from the prompt log before the first new prompt either way.
         """
-        return persist.load(cls, Path(path), predictor, source, replay, state_on_cpu, limits)
+        path = Path(path)
+        saved = persist.read(path, source, replay, limits)
+        session = cls.open(
+            saved.source, predictor, limits=saved.limits, fps=saved.fps, state_on_cpu=state_on_cpu
+        )
+        try:
+            persist.check_same_video(session._media, session.frame(0), saved.video, path)
+            current = persist.image_size_of(predictor)
+            if saved.image_size is not None and saved.image_size != current:
+                session.messages.append(
+                    f"This session was saved with a model of image size {saved.image_size} and is loaded "
+                    f"with {current}: saved masks are kept, but new prompts and tracking use the new model."
+                )
+            with session._lock:
+                session._state.install(saved.document, with_masks=saved.document.entries is not None)
+            if saved.document.entries is None:
+                session._replay(saved.document.log)
+        except BaseException:
+            session.close()
+            raise
+        return session
 
     # ============================================================================================ internals
     @contextmanager
@@ -889,22 +896,19 @@ class Session:
         with self._model_lock:
             with self._lock:
                 self._check_idle()
-                change = self._change(label or "")
+                change = self._state.change(label or "")
             try:
                 yield change
             except BaseException:
                 with self._lock:
                     change.rollback()
-                    self._table = PromptTable.from_log(self._history.log())
+                    self._state.table = PromptTable.from_log(self._state.history.log())
                 raise
             if label is not None:
                 with self._lock:
                     step = change.step()
                     if not step.empty:
-                        self._history.push(step)
-
-    def _change(self, label: str) -> Change:
-        return Change(label, self._store, self._objects, self._prompt_clocks)
+                        self._state.history.push(step)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -920,7 +924,7 @@ class Session:
 
     def _sync(self) -> None:
         """Bring the predictor's state up to the prompt log (after undo, redo, load or a failed call)."""
-        self._tracker.sync(self._history.log())
+        self._tracker.sync(self._state.history.log())
 
     def _execute(self, change: Change, action: Action) -> None:
         """Run a predictor action (not `Propagate`) and apply its effect on masks, prompts and clocks.
@@ -928,38 +932,14 @@ class Session:
         Runs inside `_edit` (model lock held); the same code rebuilds masks when a saved log is replayed.
         """
         try:
-            self._tracker.sync(self._history.log() + change.actions)
+            self._tracker.sync(self._state.history.log() + change.actions)
             result = self._tracker.run(action)
         except VideoSourceError as error:
             raise SessionError(f"Cannot decode this frame of {self._media.description}: {error}") from error
         with self._lock:
-            self._clock += 1
-            self._apply_effect(change, action, result, self._clock)
+            clock = self._state.tick()
+            self._state.apply(change, action, result, clock, self._predictor.non_overlap_masks)
             change.actions.append(action)
-
-    def _apply_effect(self, change: Change, action: Action, result: Any, clock: int) -> None:
-        if isinstance(action, PROMPT_ACTIONS):
-            frame, masks, scores = result
-            updated = [action.obj]
-            if self._predictor.non_overlap_masks:
-                updated += [o for o in self._store.entries(frame) if o != action.obj and o in masks]
-            for obj in updated:
-                iou, score = scores.get(obj, (None, None))
-                change.put_mask(frame, obj, MaskEntry.from_mask(masks[obj], PROMPT, clock, iou, score))
-            change.set_clock(action.obj, clock)
-        elif isinstance(action, ClearFrame):
-            change.put_mask(action.frame, action.obj, None)
-            change.set_clock(action.obj, clock)
-        elif isinstance(action, ForgetObject):
-            for frame, obj in self._store.keys(action.obj):
-                change.put_mask(frame, obj, None)
-            change.set_clock(action.obj, clock)
-        elif isinstance(action, Reset):
-            for frame, obj in self._store.keys():
-                change.put_mask(frame, obj, None)
-            for obj in list(self._prompt_clocks):
-                change.set_clock(obj, clock)
-        self._table.apply(action)
 
     def _check_frame(self, frame: int) -> int:
         return check_frame(frame, self.num_frames)
@@ -969,60 +949,21 @@ class Session:
             obj = self.selected
             if obj is None:
                 raise SessionError("No object is selected: add or select an object first.")
-        return self._objects.get(obj).id
-
-    # state for persist.py ----------------------------------------------------------------------------
-    def _persist_state(self) -> dict[str, Any]:
-        return {
-            "media": self._media,
-            "objects": self._objects,
-            "selected": self.selected,
-            "clock": self._clock,
-            "prompt_clocks": dict(self._prompt_clocks),
-            "log": self._history.log(),
-            "store": self._store,
-        }
-
-    def _restore_state(
-        self,
-        objects: list[ObjectInfo],
-        next_id: int,
-        selected: int | None,
-        log: list[Action],
-        entries: dict[tuple[int, int], MaskEntry] | None,
-        prompt_clocks: dict[int, int],
-        clock: int,
-    ) -> None:
-        """Install a loaded state; with ``entries`` None, recompute masks by replaying ``log``."""
-        with self._lock:
-            self._objects.restore(tuple(objects))
-            self._objects.next_id = max(self._objects.next_id, next_id)
-            self._selected = selected
-        if entries is None:
-            self._replay(log)
-        else:
-            with self._lock:
-                for (frame, obj), entry in entries.items():
-                    self._store.put(frame, obj, entry)
-                self._prompt_clocks.update(prompt_clocks)
-                self._clock = clock
-                self._history = History(self.limits.max_undo, base=log)
-                self._table = PromptTable.from_log(log)
+        return self._state.objects.get(obj).id
 
     def _replay(self, log: list[Action]) -> None:
         """Run a prompt log from the start, rebuilding masks and clocks (one clock tick per action)."""
         with self._model_lock:
-            change = self._change("replay")
+            change = self._state.change("replay")
             for action in log:
-                self._clock += 1
+                clock = self._state.tick()
                 if isinstance(action, Propagate):
                     for frame, masks, scores in self._tracker.replay_propagation(action):
                         with self._lock:
-                            self._store_tracked(change, frame, masks, scores, self._clock)
+                            self._state.put_tracked(change, frame, masks, scores, clock)
                 else:
                     result = self._tracker.run(action)
                     with self._lock:
-                        self._apply_effect(change, action, result, self._clock)
+                        self._state.apply(change, action, result, clock, self._predictor.non_overlap_masks)
             with self._lock:
-                self._history = History(self.limits.max_undo, base=list(log))
-                self._table = PromptTable.from_log(log)
+                self._state.rebuild_from(log)

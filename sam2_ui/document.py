@@ -1,0 +1,210 @@
+"""The session's document: what a person made, apart from the machinery that computes it.
+
+`SessionState` holds the objects and the selection, the prompts per frame (`PromptTable`), the masks
+(`MaskStore`), the edit clocks that tell stale masks, and the undo history. It knows how each prompt log
+action changes masks (`apply`), how undo and redo put a step back (`restore`), and how the whole of it is
+written to and read from a session file (`to_document`, `from_document`). It calls no model: `Session` runs
+the predictor, holds the locks and offers the public API, and hands results to the state.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .history import Change, History, Step, apply_side
+from .masks import ORIGINS, PROMPT, PROPAGATION, MaskEntry, MaskStore
+from .objects import ObjectInfo, ObjectRegistry
+from .prompts import (
+    PROMPT_ACTIONS,
+    Action,
+    ClearFrame,
+    ForgetObject,
+    PromptTable,
+    Reset,
+    action_from_json,
+    action_to_json,
+)
+from .rle import decode_rle, encode_rle
+
+Scores = dict[int, tuple[float, float]]  # object id -> (predicted IoU, object score logit)
+
+
+class SessionState:
+    """Objects, selection, prompts, masks, clocks and history of one session (no locks: the owner locks).
+
+    ``clock`` counts edits and never goes back, so "computed before that edit" is a comparison between a
+    mask's clock and its object's prompt clock.
+    """
+
+    def __init__(self, shape: tuple[int, int], max_undo: int) -> None:
+        self.store = MaskStore(shape)  # H, W of every mask
+        self.objects = ObjectRegistry()
+        self.table = PromptTable()
+        self.history = History(max_undo)
+        self.prompt_clocks: dict[int, int] = {}  # object -> clock of its last prompt change
+        self.clock = 0
+        self.selected: int | None = None
+        self.max_undo = max_undo
+
+    # ------------------------------------------------------------------------------------------ edits
+    def change(self, label: str) -> Change:
+        """Start recording an edit (see `history.Change`)."""
+        return Change(label, self.store, self.objects, self.prompt_clocks)
+
+    def tick(self) -> int:
+        """The clock of a new edit."""
+        self.clock += 1
+        return self.clock
+
+    def apply(self, change: Change, action: Action, result: Any, clock: int, non_overlap: bool) -> None:
+        """Fold one predictor action and its result into the masks, clocks and prompts.
+
+        result: for a prompt, ``(frame, {obj: mask}, scores)`` of that frame. ``non_overlap``: the predictor
+        gives each pixel to one object, so a prompt also changes other objects' masks on its frame.
+        """
+        if isinstance(action, PROMPT_ACTIONS):
+            frame, masks, scores = result
+            updated = [action.obj]
+            if non_overlap:
+                updated += [o for o in self.store.entries(frame) if o != action.obj and o in masks]
+            for obj in updated:
+                iou, score = scores.get(obj, (None, None))
+                change.put_mask(frame, obj, MaskEntry.from_mask(masks[obj], PROMPT, clock, iou, score))
+            change.set_clock(action.obj, clock)
+        elif isinstance(action, ClearFrame):
+            change.put_mask(action.frame, action.obj, None)
+            change.set_clock(action.obj, clock)
+        elif isinstance(action, ForgetObject):
+            for frame, obj in self.store.keys(action.obj):
+                change.put_mask(frame, obj, None)
+            change.set_clock(action.obj, clock)
+        elif isinstance(action, Reset):
+            for frame, obj in self.store.keys():
+                change.put_mask(frame, obj, None)
+            for obj in list(self.prompt_clocks):
+                change.set_clock(obj, clock)
+        self.table.apply(action)
+
+    def put_tracked(
+        self, change: Change, frame: int, masks: dict[int, np.ndarray], scores: Scores, clock: int
+    ) -> None:
+        """Store one tracked frame's masks (a frame with the object's own prompt keeps origin "prompt")."""
+        for obj, mask in masks.items():
+            origin = PROMPT if (frame, obj) in self.table else PROPAGATION
+            iou, score = scores.get(obj, (None, None))
+            change.put_mask(frame, obj, MaskEntry.from_mask(mask, origin, clock, iou, score))
+
+    def restore(self, step: Step, after: bool) -> None:
+        """Put a history step's "before" (undo) or "after" (redo) side back."""
+        apply_side(step, self.store, self.objects, self.prompt_clocks, after=after)
+        self.table = PromptTable.from_log(self.history.log())
+
+    def rebuild_from(self, log: list[Action]) -> None:
+        """After a replay of ``log``: the history starts there (nothing to undo) and prompts follow it."""
+        self.history = History(self.max_undo, base=list(log))
+        self.table = PromptTable.from_log(log)
+
+    # ------------------------------------------------------------------------------------ documents
+    def to_document(self) -> dict[str, Any]:
+        """The session-file fields of the document (objects, selection, clocks, log, masks)."""
+        return {
+            "objects": [{"id": o.id, "name": o.name, "color": list(o.color)} for o in self.objects],
+            "next_object_id": self.objects.next_id,
+            "selected": self.selected,
+            "clock": self.clock,
+            "prompt_clocks": {str(obj): clock for obj, clock in sorted(self.prompt_clocks.items())},
+            "log": [action_to_json(action) for action in self.history.log()],
+            "masks": [
+                {
+                    "frame": frame,
+                    "object": obj,
+                    "origin": entry.origin,
+                    "clock": entry.clock,
+                    "rle": encode_rle(entry.mask(self.store.shape)),
+                    **_quality(entry),
+                }
+                for (frame, obj), entry in self.store.items()
+            ],
+        }
+
+    def install(self, saved: SavedDocument, with_masks: bool) -> None:
+        """Take the objects and selection of a read document, and (``with_masks``) its masks, clocks and log
+        as the history's base; without masks the caller replays the log."""
+        self.objects.restore(tuple(saved.objects))
+        self.objects.next_id = max(self.objects.next_id, saved.next_id)
+        self.selected = saved.selected
+        if with_masks:
+            for (frame, obj), entry in (saved.entries or {}).items():
+                self.store.put(frame, obj, entry)
+            self.prompt_clocks.update(saved.prompt_clocks)
+            self.clock = saved.clock
+            self.rebuild_from(saved.log)
+
+
+class SavedDocument:
+    """The document part of a session file, read and checked (see `from_document`)."""
+
+    def __init__(
+        self,
+        objects: list[ObjectInfo],
+        next_id: int,
+        selected: int | None,
+        log: list[Action],
+        entries: dict[tuple[int, int], MaskEntry] | None,
+        prompt_clocks: dict[int, int],
+        clock: int,
+    ) -> None:
+        self.objects, self.next_id, self.selected = objects, next_id, selected
+        self.log, self.entries, self.prompt_clocks, self.clock = log, entries, prompt_clocks, clock
+
+
+def from_document(document: dict[str, Any], bounds: Any, with_masks: bool) -> SavedDocument:
+    """Read the document fields of a session file; ``bounds`` checks every frame, object, count and mask
+    against the video (`persist._Bounds`). Raises KeyError, ValueError or TypeError for a bad file."""
+    objects = [
+        ObjectInfo(int(o["id"]), str(o["name"]), tuple(int(c) for c in o["color"]))
+        for o in document["objects"]
+    ]
+    for info in objects:
+        bounds.check_object(info.id)
+    records = document["log"]
+    bounds.check_count(len(records), "prompt log records")
+    for record in records:
+        bounds.check_action(record)
+    log = [action_from_json(record) for record in records]
+    entries = None
+    if with_masks:
+        entries = {}
+        bounds.check_count(len(document["masks"]), "masks")
+        for record in document["masks"]:
+            if record["origin"] not in ORIGINS:
+                raise ValueError(f"unknown mask origin {record['origin']!r}")
+            bounds.check_frame(record["frame"])
+            bounds.check_object(record["object"])
+            mask = decode_rle(bounds.checked_rle(record["rle"]))
+            iou, score = _number(record, "iou"), _number(record, "score")
+            entries[int(record["frame"]), int(record["object"])] = MaskEntry.from_mask(
+                mask, record["origin"], int(record["clock"]), iou, score
+            )
+    selected = document.get("selected")
+    return SavedDocument(
+        objects,
+        int(document["next_object_id"]),
+        None if selected is None else int(selected),
+        log,
+        entries,
+        {int(obj): int(clock) for obj, clock in document["prompt_clocks"].items()},
+        int(document["clock"]),
+    )
+
+
+def _quality(entry: MaskEntry) -> dict[str, float]:
+    values = {"iou": entry.iou, "score": entry.score}
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def _number(record: dict[str, Any], key: str) -> float | None:
+    value = record.get(key)
+    return None if value is None else float(value)
