@@ -11,7 +11,7 @@ Coordinates follow SAM's prompt convention: pixel indices, with the centre of pi
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -125,6 +125,31 @@ def render_frame(
     out = Image.fromarray(np.clip(canvas + 0.5, 0, 255).astype(np.uint8))
     _draw_prompts(ImageDraw.Draw(out), points, boxes, colors, selected, mapping)
     return np.asarray(out), mapping
+
+
+def render_frames(
+    num_frames: int,
+    frame_at: Callable[[int], np.ndarray],
+    masks: Mapping[int, Mapping[int, np.ndarray]],
+    colors: Mapping[int, RGB],
+    points: Mapping[int, Sequence[Point]] | None = None,
+    boxes: Mapping[int, Sequence[Box]] | None = None,
+    display_size: tuple[int, int] | None = None,
+) -> Iterator[np.ndarray]:
+    """`render_frame` of frames ``0 .. num_frames-1`` one after the other (for an overlay video): the frame
+    from ``frame_at(i)``, the masks ``masks[i]``, and the prompts on it if given (by frame index)."""
+    points, boxes = points or {}, boxes or {}
+    for index in range(num_frames):
+        image, _ = render_frame(
+            frame_at(index),
+            masks[index],
+            colors,
+            points.get(index, ()),
+            boxes.get(index, ()),
+            None,
+            display_size,
+        )
+        yield image
 
 
 @dataclass(frozen=True)
