@@ -18,81 +18,47 @@ names (`COMMANDS`), shared by buttons, the keyboard map (`keys.KEYMAP`) and the 
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import threading
-import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from dataclasses import replace
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw
 
+from .commands import (  # noqa: F401 - the names front ends import from here
+    BOX,
+    COMMANDS,
+    DEFAULT_DISPLAY,
+    DIRECTIONS,
+    EXPORT_KINDS,
+    MAX_POINTS_PER_SIDE,
+    NEGATIVE,
+    POSITIVE,
+    TOOLS,
+)
 from .errors import SessionError
-from .keys import command_for_key
+from .interaction_commands import CommandDispatch
+from .interaction_tracking import RunControl
+from .interaction_view import ViewBuilding
 from .media import Limits
 from .predictor import VideoPredictor
 from .render import DisplayMapping
 from .session import Session
 from .view import (
-    DOUBTFUL,
     ERROR,
     INFO,
-    MASKED,
-    NOTHING,
-    PROMPTED,
-    STALE,
     WARNING,
     Message,
-    ObjectRow,
     Progress,
     View,
 )
 
-POSITIVE, NEGATIVE, BOX = "positive", "negative", "box"
-TOOLS = (POSITIVE, NEGATIVE, BOX)
-DIRECTIONS = ("forward", "backward", "both")
-EXPORT_KINDS = ("pngs", "davis", "coco", "video", "session")
-DEFAULT_DISPLAY = (960, 720)
-MAX_POINTS_PER_SIDE = 64
 RECENT_NOTES = 2
 CLOSE_WAIT_S = 30.0  # closing waits this long at most for a tracking run to end
 
-COMMANDS: tuple[str, ...] = (
-    "add_object",
-    "select_object",
-    "rename_object",
-    "remove_object",
-    "undo",
-    "redo",
-    "clear_frame",
-    "clear_object",
-    "reset",
-    "propagate_forward",
-    "propagate_backward",
-    "propagate_both",
-    "stop",
-    "segment_everything",
-    "export",
-    "save",
-    "load",
-    "open",
-    "tool_positive",
-    "tool_negative",
-    "tool_box",
-    "next_frame",
-    "prev_frame",
-    "first_frame",
-    "last_frame",
-    *(f"select_object_{i}" for i in range(1, 10)),
-)
-"""Every command name a front end can bind to a button or key."""
 
-
-class Interaction:
+class Interaction(ViewBuilding, RunControl, CommandDispatch):
     """One person's interaction with one session: current frame, tool, pending box, messages.
 
     Arguments:
@@ -411,360 +377,6 @@ class Interaction:
                 self.pending_box = None
         return self.view()
 
-    # ============================================================================================ tracking
-    def propagate(self, direction: str = "both", min_interval_s: float = 0.0) -> Iterator[View]:
-        """Track from the current frame, yielding a view of the frame just tracked and one at the end.
-
-        ``min_interval_s``: build and yield a view at most that often (a view renders the frame and the
-        timelines; a browser shows a few per second), always the last one.
-
-        The shown frame follows the tracked frame. `stop` (any thread) ends the run within one frame;
-        closing the generator does too. Errors end the run with an error message in the last view.
-        """
-        session = self._require_session()
-        if session is None:
-            yield self.view()
-            return
-        if direction not in DIRECTIONS:
-            yield self._error(f"Unknown direction {direction!r}: use forward, backward or both.")
-            return
-        try:
-            run = session.propagate(direction, start=self.frame)
-        except SessionError as error:
-            yield self._error(error)
-            return
-        finished = threading.Event()  # set once the run is over and said so; what `stop` waits for
-        self._run_finished = finished
-        failed = False
-        shown = float("-inf")
-        try:
-            for progress in run:
-                with self._lock:
-                    self.frame = progress.frame_index
-                    self._progress = Progress(
-                        progress.done, progress.total, progress.eta_s, progress.direction
-                    )
-                if time.monotonic() - shown >= min_interval_s:
-                    shown = time.monotonic()
-                    yield self.view()
-        except SessionError as error:
-            failed = True
-            self._note(ERROR, str(error))
-        except BaseException:
-            failed = True
-            raise
-        finally:
-            # Also when the front end closes this generator (a cancelled Gradio event): the run ends here.
-            run.close()
-            self._progress = None
-            if not failed:
-                self._note_summary(session)
-            finished.set()
-        yield self.view()
-
-    def _note_summary(self, session: Session) -> None:
-        summary = session.last_propagation
-        if summary is not None:
-            verb = "Stopped" if summary.cancelled else "Tracked"
-            rate = summary.done / summary.elapsed_s if summary.elapsed_s > 0 else 0.0
-            self._note(
-                INFO,
-                f"{verb} {summary.direction}: {summary.done} of {summary.total} frames "
-                f"({rate:.1f} frames/s).",
-            )
-
-    def stop(self, wait_s: float = 0.0) -> View:
-        """Stop the running tracking run (its frames done so far are kept), or drop a half-given box.
-
-        ``wait_s`` > 0: wait up to that long for the run to end (it ends within one frame), so the view
-        returned shows where it stopped.
-        """
-        with self._lock:
-            pending, self.pending_box = self.pending_box, None
-            session = self.session
-            finished = self._run_finished
-        if session is not None and session.cancel():
-            self._note(INFO, "Stopping the tracking run...")
-            if wait_s > 0 and finished is not None:
-                finished.wait(wait_s)
-        elif pending is None:
-            self._note(INFO, "Nothing to stop: no tracking run is going.")
-        return self.view()
-
-    # ============================================================================================ exports
-    def export(self, kind: str, out_dir: str | Path) -> Path:
-        """Write one download into ``out_dir`` and return its path.
-
-        kind: "pngs" (zip of per-object PNG masks), "davis" (zip of DAVIS-palette PNGs), "coco" (COCO RLE
-        JSON), "video" (overlay mp4), "session" (session JSON). Raises `SessionError` with a message.
-        """
-        session = self.session
-        if session is None:
-            raise SessionError("Nothing to export yet: upload a video or image first.")
-        if kind not in EXPORT_KINDS:
-            raise SessionError(f"Unknown export {kind!r}: choose one of {', '.join(EXPORT_KINDS)}.")
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        stem = _stem(session)
-        if kind in ("pngs", "davis"):
-            if not session.tracked_frames():
-                raise SessionError("There are no masks to export yet: click on an object first.")
-            with tempfile.TemporaryDirectory(dir=out) as scratch:
-                folder = Path(scratch) / f"{stem}_{kind}"
-                (session.export_pngs if kind == "pngs" else session.export_davis)(folder)
-                archive = shutil.make_archive(str(out / f"{stem}_{kind}"), "zip", folder)
-            return Path(archive)
-        if kind == "coco":
-            return session.export_coco(out / f"{stem}_coco.json")
-        if kind == "video":
-            return session.export_video(out / f"{stem}_overlay.mp4")
-        return session.save(out / f"{stem}_session.json", portable=True)
-
-    # ======================================================================================= commands, keys
-    def command(self, name: str, /, **kwargs: Any) -> View:
-        """Run a command by its stable name (`COMMANDS`); propagation commands run to the end here (use
-        `propagate` to stream). Unknown names give an error message."""
-        if name.startswith("select_object_"):
-            return self._select_nth(int(name.rsplit("_", 1)[1]))
-        if name.startswith("tool_"):
-            return self.set_tool(name[len("tool_") :])
-        if name.startswith("propagate_"):
-            views = list(self.propagate(name[len("propagate_") :], min_interval_s=float("inf")))
-            return views[-1]
-        handler = self._handlers().get(name)
-        if handler is None:
-            return self._error(f"Unknown command {name!r}.")
-        try:
-            return handler(**kwargs)
-        except TypeError as error:  # missing or unknown arguments: say which the command takes
-            import inspect
-
-            takes = ", ".join(inspect.signature(handler).parameters) or "no arguments"
-            return self._error(f"Command {name!r} takes {takes} ({error}).")
-
-    def key(self, key: str, ctrl: bool = False, shift: bool = False, meta: bool = False) -> View:
-        """A key press (DOM key names): runs the command of the shared key map, if any."""
-        name = command_for_key(key, ctrl=ctrl, shift=shift, meta=meta)
-        if name is None:
-            return self.view()
-        return self.command(name)
-
-    def _handlers(self) -> dict[str, Callable[..., View]]:
-        last = lambda: (self.session.num_frames - 1) if self.session else 0  # noqa: E731
-        return {
-            "add_object": self.add_object,
-            "select_object": self.select_object,
-            "rename_object": self.rename_object,
-            "remove_object": self.remove_object,
-            "undo": self.undo,
-            "redo": self.redo,
-            "clear_frame": self.clear_frame,
-            "clear_object": self.clear_object,
-            "reset": self.reset,
-            "stop": self.stop,
-            "segment_everything": self.segment_everything,
-            "open": self.open,
-            "load": self.load,
-            "export": self._export_command,
-            "save": lambda out_dir: self._export_command("session", out_dir),
-            "next_frame": lambda: self.go_to(self.frame + 1),
-            "prev_frame": lambda: self.go_to(self.frame - 1),
-            "first_frame": lambda: self.go_to(0),
-            "last_frame": lambda: self.go_to(last()),
-        }
-
-    def _export_command(self, kind: str, out_dir: str | Path) -> View:
-        try:
-            path = self.export(kind, out_dir)
-        except SessionError as error:
-            return self._error(error)
-        self.last_export = path
-        self._note(INFO, f"Wrote {path.name}.")
-        return self.view()
-
-    def _select_nth(self, n: int) -> View:
-        session = self._require_session()
-        if session is None:
-            return self.view()
-        objects = session.objects
-        if not 1 <= n <= len(objects):
-            return self._error(f"There is no object {n} in the list (it has {len(objects)}).")
-        return self.select_object(objects[n - 1].id)
-
-    # ============================================================================================ the view
-    def view(self, display_size: tuple[int, int] | None = None) -> View:
-        """The current view (renders the current frame)."""
-        with self._lock:
-            session, frame, tool, pending = self.session, self.frame, self.tool, self.pending_box
-            progress = self._progress
-            self._collect_session_messages()
-            messages, self._messages = tuple(self._messages), []
-            notes = tuple(self._recent)
-        if session is None:
-            return View(
-                image=None,
-                mapping=None,
-                frame=0,
-                num_frames=0,
-                tool=tool,
-                pending_box=None,
-                objects=(),
-                selected=None,
-                status="Upload a video or an image to start.",
-                messages=messages,
-                notes=notes,
-                enabled=self._enabled(None, frame),
-            )
-        image, layers, mapping = None, None, None
-        try:
-            if self.layered:
-                layers = session.render_layers(frame, display_size or self.display_size)
-                mapping = layers.mapping
-            else:
-                image, mapping = session.render(frame, display_size or self.display_size)
-        except SessionError as error:  # an undecodable frame: say so, but let the user act elsewhere
-            messages += (Message(WARNING, str(error)),)
-        corner = None
-        if pending is not None and pending[0] == frame and mapping is not None:
-            corner = (pending[1], pending[2])
-            if layers is not None:
-                layers = replace(layers, markers=_draw_corner(layers.markers, mapping.to_display(*corner)))
-            else:
-                image = _draw_corner(image, mapping.to_display(*corner))
-        rows = self._rows(session)
-        selected = session.selected
-        estimate = "" if progress is not None else self._estimate(session, frame)
-        stats = {
-            "stale": len(session.stale_frames()),
-            "doubtful": len(session.doubtful_frames()),
-            "tracked": len(session.tracked_frames()),
-        }
-        return View(
-            image=image,
-            layers=layers,
-            mapping=mapping,
-            frame=frame,
-            num_frames=session.num_frames,
-            tool=tool,
-            pending_box=corner,
-            objects=rows,
-            selected=selected,
-            status=self._status(session, frame, tool, rows, progress, stats, corner is not None),
-            messages=messages,
-            enabled=self._enabled(session, frame),
-            estimate=estimate,
-            progress=progress,
-            notes=notes,
-            is_image=session.is_image,
-            fps=session.fps,
-            stats=stats,
-        )
-
-    def _rows(self, session: Session) -> tuple[ObjectRow, ...]:
-        n = session.num_frames
-        selected = session.selected
-        rows = []
-        for i, info in enumerate(session.objects):
-            codes = bytearray(NOTHING.encode() * n)
-            for code, frames in (
-                (MASKED, session.tracked_frames(info.id)),
-                (DOUBTFUL, session.doubtful_frames(info.id)),
-                (STALE, session.stale_frames(info.id)),
-                (PROMPTED, session.prompted_frames(info.id)),
-            ):
-                for f in frames:
-                    codes[f] = ord(code)
-            key = str(i + 1) if i < 9 else ""
-            rows.append(ObjectRow(info.id, info.name, info.color, info.id == selected, codes.decode(), key))
-        return tuple(rows)
-
-    def _estimate(self, session: Session, frame: int) -> str:
-        if session.is_image or not session.prompted_frames():
-            return ""
-        try:
-            count, seconds = session.estimate_seconds("both", start=frame)
-        except SessionError:
-            return ""
-        if seconds is None:
-            return f"Tracking both ways from frame {frame} visits {count} frames."
-        return (
-            f"Tracking both ways from frame {frame}: {count} frames, about {_duration(seconds)} "
-            f"({session.seconds_per_frame:.2f} s per frame measured here)."
-        )
-
-    @staticmethod
-    def _status(session, frame, tool, rows, progress, stats, box_started: bool) -> str:
-        if session.closed:
-            return "This session was closed: open the media again to keep working."
-        if progress is not None:
-            return (
-                f"Tracking {progress.direction}: frame {frame}, {progress.done}/{progress.total} done, "
-                f"about {_duration(progress.eta_s)} left. Stop keeps what is done."
-            )
-        where = "Image" if session.is_image else f"Frame {frame + 1} of {session.num_frames}"
-        selected = next((r for r in rows if r.selected), None)
-        box_hint = " Box: now click the opposite corner (Esc drops it)." if box_started else ""
-        if selected is None:
-            if rows:
-                return f"{where}. Select an object (1-9) or add one (a) to click for it.{box_hint}"
-            return f"{where}. Click on an object to segment it (a first object is made for you).{box_hint}"
-        tools = {POSITIVE: "positive point", NEGATIVE: "negative point", BOX: "box (two clicks)"}
-        parts = [f"{where}", f"object {selected.name!r}", f"tool: {tools[tool]}"]
-        if stats["stale"]:
-            parts.append(f"{stats['stale']} stale frames: track again")
-        if stats["doubtful"]:
-            parts.append(f"{stats['doubtful']} doubtful frames: check them")
-        status = " · ".join(parts) + "." + box_hint
-        reason = session.doubt_reasons(selected.id).get(frame)
-        if reason is not None:
-            status += f" This frame is doubtful: {reason}."
-        return status
-
-    def _enabled(self, session: Session | None, frame: int) -> dict[str, bool]:
-        enabled = dict.fromkeys(COMMANDS, False)
-        enabled["open"] = enabled["load"] = True
-        if session is None:
-            return enabled
-        busy = session.is_propagating
-        idle = not busy
-        has_objects = bool(session.objects)
-        selected = session.selected is not None
-        prompted = bool(session.prompted_frames())
-        last = session.num_frames - 1
-        video = not session.is_image
-        enabled.update(
-            {
-                "open": idle,
-                "load": idle,
-                "add_object": idle,
-                "select_object": has_objects,
-                "rename_object": idle and selected,
-                "remove_object": idle and selected,
-                "clear_object": idle and selected,
-                "undo": idle and session.can_undo,
-                "redo": idle and session.can_redo,
-                "clear_frame": idle and bool(session.prompts(frame)),
-                "reset": idle and (prompted or bool(session.tracked_frames())),
-                "propagate_forward": idle and video and prompted and frame < last,
-                "propagate_backward": idle and video and prompted and frame > 0,
-                "propagate_both": idle and video and prompted,
-                "stop": busy,
-                "segment_everything": idle,
-                "export": idle and bool(session.tracked_frames()),
-                "save": idle,
-                "tool_positive": True,
-                "tool_negative": True,
-                "tool_box": True,
-                "next_frame": frame < last,
-                "prev_frame": frame > 0,
-                "first_frame": frame > 0,
-                "last_frame": frame < last,
-            }
-        )
-        for i in range(1, 10):
-            enabled[f"select_object_{i}"] = len(session.objects) >= i
-        return enabled
-
     # ============================================================================================ helpers
     def _require_session(self) -> Session | None:
         session = self.session
@@ -828,28 +440,3 @@ class Interaction:
         new = session.messages[self._seen_session_messages :]
         self._seen_session_messages += len(new)
         self._messages.extend(Message(WARNING, text) for text in new)
-
-
-def _stem(session: Session) -> str:
-    path = session.source_path
-    stem = path.stem if path is not None else "frames"
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in stem)[:60] or "frames"
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    return f"{seconds / 60:.1f} min"
-
-
-def _draw_corner(image: np.ndarray, at: tuple[float, float]) -> np.ndarray:
-    """The first corner of a box being given, as a white cross with a dark edge (on RGB or RGBA)."""
-    out = Image.fromarray(image)
-    draw = ImageDraw.Draw(out)
-    u, v = round(at[0]), round(at[1])
-    arm = max(6, round(min(out.size) * 0.02))
-    for color, width in (((0, 0, 0, 255), 4), ((255, 255, 255, 255), 2)):
-        color = color[: len(out.getbands())]
-        draw.line([u - arm, v, u + arm, v], fill=color, width=width)
-        draw.line([u, v - arm, u, v + arm], fill=color, width=width)
-    return np.asarray(out)

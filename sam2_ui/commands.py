@@ -1,0 +1,41 @@
+"""The names a front end binds: commands (buttons, keys, API endpoints), tools, tracking directions and
+export kinds, and the interaction limits they share."""
+
+from __future__ import annotations
+
+POSITIVE, NEGATIVE, BOX = "positive", "negative", "box"
+TOOLS = (POSITIVE, NEGATIVE, BOX)
+DIRECTIONS = ("forward", "backward", "both")
+EXPORT_KINDS = ("pngs", "davis", "coco", "video", "session")
+DEFAULT_DISPLAY = (960, 720)
+MAX_POINTS_PER_SIDE = 64
+
+COMMANDS: tuple[str, ...] = (
+    "add_object",
+    "select_object",
+    "rename_object",
+    "remove_object",
+    "undo",
+    "redo",
+    "clear_frame",
+    "clear_object",
+    "reset",
+    "propagate_forward",
+    "propagate_backward",
+    "propagate_both",
+    "stop",
+    "segment_everything",
+    "export",
+    "save",
+    "load",
+    "open",
+    "tool_positive",
+    "tool_negative",
+    "tool_box",
+    "next_frame",
+    "prev_frame",
+    "first_frame",
+    "last_frame",
+    *(f"select_object_{i}" for i in range(1, 10)),
+)
+"""Every command name a front end can bind to a button or key."""

@@ -1,0 +1,105 @@
+"""Tracking runs of an `Interaction`: streaming views while a run goes, stopping it, and saying how it went.
+
+`RunControl` is part of `Interaction` (a mixin over its state).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+from .commands import (
+    DIRECTIONS,
+)
+from .errors import SessionError
+from .session import Session
+from .view import (
+    ERROR,
+    INFO,
+    Progress,
+    View,
+)
+
+
+class RunControl:
+    """Part of `Interaction` (see the module docstring)."""
+
+    def propagate(self, direction: str = "both", min_interval_s: float = 0.0) -> Iterator[View]:
+        """Track from the current frame, yielding a view of the frame just tracked and one at the end.
+
+        ``min_interval_s``: build and yield a view at most that often (a view renders the frame and the
+        timelines; a browser shows a few per second), always the last one.
+
+        The shown frame follows the tracked frame. `stop` (any thread) ends the run within one frame;
+        closing the generator does too. Errors end the run with an error message in the last view.
+        """
+        session = self._require_session()
+        if session is None:
+            yield self.view()
+            return
+        if direction not in DIRECTIONS:
+            yield self._error(f"Unknown direction {direction!r}: use forward, backward or both.")
+            return
+        try:
+            run = session.propagate(direction, start=self.frame)
+        except SessionError as error:
+            yield self._error(error)
+            return
+        finished = threading.Event()  # set once the run is over and said so; what `stop` waits for
+        self._run_finished = finished
+        failed = False
+        shown = float("-inf")
+        try:
+            for progress in run:
+                with self._lock:
+                    self.frame = progress.frame_index
+                    self._progress = Progress(
+                        progress.done, progress.total, progress.eta_s, progress.direction
+                    )
+                if time.monotonic() - shown >= min_interval_s:
+                    shown = time.monotonic()
+                    yield self.view()
+        except SessionError as error:
+            failed = True
+            self._note(ERROR, str(error))
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            # Also when the front end closes this generator (a cancelled Gradio event): the run ends here.
+            run.close()
+            self._progress = None
+            if not failed:
+                self._note_summary(session)
+            finished.set()
+        yield self.view()
+
+    def _note_summary(self, session: Session) -> None:
+        summary = session.last_propagation
+        if summary is not None:
+            verb = "Stopped" if summary.cancelled else "Tracked"
+            rate = summary.done / summary.elapsed_s if summary.elapsed_s > 0 else 0.0
+            self._note(
+                INFO,
+                f"{verb} {summary.direction}: {summary.done} of {summary.total} frames "
+                f"({rate:.1f} frames/s).",
+            )
+
+    def stop(self, wait_s: float = 0.0) -> View:
+        """Stop the running tracking run (its frames done so far are kept), or drop a half-given box.
+
+        ``wait_s`` > 0: wait up to that long for the run to end (it ends within one frame), so the view
+        returned shows where it stopped.
+        """
+        with self._lock:
+            pending, self.pending_box = self.pending_box, None
+            session = self.session
+            finished = self._run_finished
+        if session is not None and session.cancel():
+            self._note(INFO, "Stopping the tracking run...")
+            if wait_s > 0 and finished is not None:
+                finished.wait(wait_s)
+        elif pending is None:
+            self._note(INFO, "Nothing to stop: no tracking run is going.")
+        return self.view()

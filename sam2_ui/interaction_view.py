@@ -1,0 +1,228 @@
+"""Building the `View` of an `Interaction`: the rendered frame (one image or three layers), object rows
+with timelines, the status line, tracking estimates and which commands are enabled.
+
+`ViewBuilding` is part of `Interaction` (a mixin over its state).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from .commands import (
+    BOX,
+    COMMANDS,
+    NEGATIVE,
+    POSITIVE,
+)
+from .errors import SessionError
+from .session import Session
+from .view import (
+    DOUBTFUL,
+    MASKED,
+    NOTHING,
+    PROMPTED,
+    STALE,
+    WARNING,
+    Message,
+    ObjectRow,
+    View,
+)
+
+
+class ViewBuilding:
+    """Part of `Interaction` (see the module docstring)."""
+
+    def view(self, display_size: tuple[int, int] | None = None) -> View:
+        """The current view (renders the current frame)."""
+        with self._lock:
+            session, frame, tool, pending = self.session, self.frame, self.tool, self.pending_box
+            progress = self._progress
+            self._collect_session_messages()
+            messages, self._messages = tuple(self._messages), []
+            notes = tuple(self._recent)
+        if session is None:
+            return View(
+                image=None,
+                mapping=None,
+                frame=0,
+                num_frames=0,
+                tool=tool,
+                pending_box=None,
+                objects=(),
+                selected=None,
+                status="Upload a video or an image to start.",
+                messages=messages,
+                notes=notes,
+                enabled=self._enabled(None, frame),
+            )
+        image, layers, mapping = None, None, None
+        try:
+            if self.layered:
+                layers = session.render_layers(frame, display_size or self.display_size)
+                mapping = layers.mapping
+            else:
+                image, mapping = session.render(frame, display_size or self.display_size)
+        except SessionError as error:  # an undecodable frame: say so, but let the user act elsewhere
+            messages += (Message(WARNING, str(error)),)
+        corner = None
+        if pending is not None and pending[0] == frame and mapping is not None:
+            corner = (pending[1], pending[2])
+            if layers is not None:
+                layers = replace(layers, markers=_draw_corner(layers.markers, mapping.to_display(*corner)))
+            else:
+                image = _draw_corner(image, mapping.to_display(*corner))
+        rows = self._rows(session)
+        selected = session.selected
+        estimate = "" if progress is not None else self._estimate(session, frame)
+        stats = {
+            "stale": len(session.stale_frames()),
+            "doubtful": len(session.doubtful_frames()),
+            "tracked": len(session.tracked_frames()),
+        }
+        return View(
+            image=image,
+            layers=layers,
+            mapping=mapping,
+            frame=frame,
+            num_frames=session.num_frames,
+            tool=tool,
+            pending_box=corner,
+            objects=rows,
+            selected=selected,
+            status=self._status(session, frame, tool, rows, progress, stats, corner is not None),
+            messages=messages,
+            enabled=self._enabled(session, frame),
+            estimate=estimate,
+            progress=progress,
+            notes=notes,
+            is_image=session.is_image,
+            fps=session.fps,
+            stats=stats,
+        )
+
+    def _rows(self, session: Session) -> tuple[ObjectRow, ...]:
+        n = session.num_frames
+        selected = session.selected
+        rows = []
+        for i, info in enumerate(session.objects):
+            codes = bytearray(NOTHING.encode() * n)
+            for code, frames in (
+                (MASKED, session.tracked_frames(info.id)),
+                (DOUBTFUL, session.doubtful_frames(info.id)),
+                (STALE, session.stale_frames(info.id)),
+                (PROMPTED, session.prompted_frames(info.id)),
+            ):
+                for f in frames:
+                    codes[f] = ord(code)
+            key = str(i + 1) if i < 9 else ""
+            rows.append(ObjectRow(info.id, info.name, info.color, info.id == selected, codes.decode(), key))
+        return tuple(rows)
+
+    def _estimate(self, session: Session, frame: int) -> str:
+        if session.is_image or not session.prompted_frames():
+            return ""
+        try:
+            count, seconds = session.estimate_seconds("both", start=frame)
+        except SessionError:
+            return ""
+        if seconds is None:
+            return f"Tracking both ways from frame {frame} visits {count} frames."
+        return (
+            f"Tracking both ways from frame {frame}: {count} frames, about {_duration(seconds)} "
+            f"({session.seconds_per_frame:.2f} s per frame measured here)."
+        )
+
+    @staticmethod
+    def _status(session, frame, tool, rows, progress, stats, box_started: bool) -> str:
+        if session.closed:
+            return "This session was closed: open the media again to keep working."
+        if progress is not None:
+            return (
+                f"Tracking {progress.direction}: frame {frame}, {progress.done}/{progress.total} done, "
+                f"about {_duration(progress.eta_s)} left. Stop keeps what is done."
+            )
+        where = "Image" if session.is_image else f"Frame {frame + 1} of {session.num_frames}"
+        selected = next((r for r in rows if r.selected), None)
+        box_hint = " Box: now click the opposite corner (Esc drops it)." if box_started else ""
+        if selected is None:
+            if rows:
+                return f"{where}. Select an object (1-9) or add one (a) to click for it.{box_hint}"
+            return f"{where}. Click on an object to segment it (a first object is made for you).{box_hint}"
+        tools = {POSITIVE: "positive point", NEGATIVE: "negative point", BOX: "box (two clicks)"}
+        parts = [f"{where}", f"object {selected.name!r}", f"tool: {tools[tool]}"]
+        if stats["stale"]:
+            parts.append(f"{stats['stale']} stale frames: track again")
+        if stats["doubtful"]:
+            parts.append(f"{stats['doubtful']} doubtful frames: check them")
+        status = " · ".join(parts) + "." + box_hint
+        reason = session.doubt_reasons(selected.id).get(frame)
+        if reason is not None:
+            status += f" This frame is doubtful: {reason}."
+        return status
+
+    def _enabled(self, session: Session | None, frame: int) -> dict[str, bool]:
+        enabled = dict.fromkeys(COMMANDS, False)
+        enabled["open"] = enabled["load"] = True
+        if session is None:
+            return enabled
+        busy = session.is_propagating
+        idle = not busy
+        has_objects = bool(session.objects)
+        selected = session.selected is not None
+        prompted = bool(session.prompted_frames())
+        last = session.num_frames - 1
+        video = not session.is_image
+        enabled.update(
+            {
+                "open": idle,
+                "load": idle,
+                "add_object": idle,
+                "select_object": has_objects,
+                "rename_object": idle and selected,
+                "remove_object": idle and selected,
+                "clear_object": idle and selected,
+                "undo": idle and session.can_undo,
+                "redo": idle and session.can_redo,
+                "clear_frame": idle and bool(session.prompts(frame)),
+                "reset": idle and (prompted or bool(session.tracked_frames())),
+                "propagate_forward": idle and video and prompted and frame < last,
+                "propagate_backward": idle and video and prompted and frame > 0,
+                "propagate_both": idle and video and prompted,
+                "stop": busy,
+                "segment_everything": idle,
+                "export": idle and bool(session.tracked_frames()),
+                "save": idle,
+                "tool_positive": True,
+                "tool_negative": True,
+                "tool_box": True,
+                "next_frame": frame < last,
+                "prev_frame": frame > 0,
+                "first_frame": frame > 0,
+                "last_frame": frame < last,
+            }
+        )
+        for i in range(1, 10):
+            enabled[f"select_object_{i}"] = len(session.objects) >= i
+        return enabled
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min"
+
+
+def _draw_corner(image: np.ndarray, at: tuple[float, float]) -> np.ndarray:
+    """The first corner of a box being given, as a white cross with a dark edge (on RGB or RGBA)."""
+    out = Image.fromarray(image)
+    draw = ImageDraw.Draw(out)
+    u, v = round(at[0]), round(at[1])
+    arm = max(6, round(min(out.size) * 0.02))
+    for color, width in (((0, 0, 0, 255), 4), ((255, 255, 255, 255), 2)):
+        color = color[: len(out.getbands())]
+        draw.line([u - arm, v, u + arm, v], fill=color, width=width)
+        draw.line([u, v - arm, u, v + arm], fill=color, width=width)
+    return np.asarray(out)
