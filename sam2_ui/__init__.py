@@ -32,7 +32,7 @@ _EXPORTS = {
     "davis_palette": "colors",
     "MemoryView": "memory_view",
     "SegmentWidget": "widget",
-    "show": "widget",
+    "show": "notebook",
 }
 
 __all__ = sorted(_EXPORTS)

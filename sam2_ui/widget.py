@@ -1,32 +1,21 @@
-"""The Jupyter front end: a canvas widget over the interaction layer (the only module importing ipycanvas
-and ipywidgets).
+"""The Jupyter front end (the only module importing ipycanvas and ipywidgets): `SegmentWidget`, made by
+``sam2_ui.show(source, predictor)``; ``widget.session`` is the live Session, ``widget.refresh()`` redraws it.
 
-    import sam2_ui
-    widget = sam2_ui.show("clip.mp4", predictor)   # last line of a cell: the widget appears
-    widget.session                                  # the live Session: mix code and clicks
-    widget.refresh()                                # redraw after editing the session in code
-
-What a click, a drag, a key or a button means is decided by `Interaction`; this module only turns ipycanvas,
-ipywidgets and ipyevents events into its calls and draws the `View` it returns:
-
-* a `MultiCanvas` with three layers, each redrawn only when it changes: the frame (JPEG), the masks (RGBA,
-  lossless PNG) and the prompt markers (RGBA);
-* clicks and drags arrive in canvas-buffer pixels (ipycanvas scales them), so the canvas can be scaled to
-  the cell width with CSS; a right click or shift-click gives a negative point where ipyevents is
-  installed, and the tool toggle does everywhere;
-* tracking runs on a background thread, because widget callbacks do not run while a cell executes: the
-  kernel stays free, so Stop, the slider and the progress bar work while frames stream in;
-* every callback turns an unexpected error into a message on the status line instead of a traceback.
+It decides nothing: events become `Interaction` calls and it draws the `View` each returns. A `MultiCanvas`
+has three layers redrawn only when they change: frame (JPEG), masks (RGBA, lossless PNG), markers (RGBA).
+Positions arrive in canvas-buffer pixels, so CSS may scale the canvas to the cell; ipyevents, where present,
+adds right and shift clicks. Tracking runs on a background thread (callbacks do not run while a cell
+executes), and every callback turns an unexpected error into a status-line message.
 """
 
 from __future__ import annotations
 
 import functools
 import html
-import io
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,16 +23,17 @@ from typing import Any
 import ipywidgets as w
 import numpy as np
 from ipycanvas import MultiCanvas, hold_canvas
-from PIL import Image
 
+from .background import BackgroundRun
 from .errors import SessionError
 from .interaction import BOX, DIRECTIONS, EXPORT_KINDS, NEGATIVE, POSITIVE, Interaction
-from .keys import KEY_HELP, command_for_key
+from .keys import command_for_key
 from .memory_view import legend_html, render_memory_strip
 from .render import DisplayMapping
 from .session import Session
 from .timeline import frame_at, render_timelines
-from .view import ERROR, WARNING, View
+from .view import ERROR, INFO, View
+from .widget_text import enable_colab_widgets, keys_help_html, message_html, png_bytes
 
 try:  # optional: mouse buttons and modifier keys (ipycanvas events carry neither)
     from ipyevents import Event as DomEvent
@@ -53,8 +43,9 @@ except ImportError:  # pragma: no cover - exercised only where ipyevents is miss
 FRAME_LAYER, MASK_LAYER, MARKER_LAYER = 0, 1, 2
 DEFAULT_DISPLAY = (960, 640)
 DRAG_MIN_PX = 6.0  # a press that moves less than this (canvas pixels) is a click, more is a box drag
+MESSAGE_LINES = 3  # the message log shows this many of the latest messages
 STREAM_INTERVAL_S = 0.1  # during tracking, draw a tracked frame at most this often
-_DRAW_LOCK = threading.Lock()  # ipycanvas batches commands in one global manager: one drawer at a time
+_DRAW_LOCK = threading.RLock()  # ipycanvas batches commands in one global manager: one drawer at a time
 _STREAMING_COMMANDS = {f"propagate_{d}": d for d in DIRECTIONS}
 
 
@@ -86,13 +77,13 @@ class SegmentWidget:
         self._drawn_frame: tuple | None = None  # (session id, frame, size) on the frame layer
         self._last_view: View | None = None
         self._updating = False  # set while the widget moves its own controls (their observers skip)
-        self._thread: threading.Thread | None = None
-        self._run_lock = threading.Lock()
+        self._runs = BackgroundRun("sam2-ui-track")
+        self._message_log: deque[str] = deque(maxlen=MESSAGE_LINES)
         self._object_rows: list[tuple] | None = None  # what the object buttons show
         self.last_traceback = ""  # of the last unexpected error turned into a message
-        _enable_colab_widgets()
+        enable_colab_widgets()
         self._build(DisplayMapping.fit(session.size, display_size).display_size)
-        self._show(self.ui.attach(session))
+        self._show(lambda: self.ui.attach(session))
 
     # ============================================================================================ public
     @property
@@ -108,15 +99,11 @@ class SegmentWidget:
     def refresh(self) -> View:
         """Redraw everything from the session (after editing it in code, or when the page was reloaded)."""
         self._drawn_frame = None
-        view = self.ui.view()
-        self._show(view)
-        return view
+        return self._show(self.ui.view)
 
     def go_to(self, frame: int) -> View:
         """Show ``frame``."""
-        view = self.ui.go_to(frame)
-        self._show(view)
-        return view
+        return self._show(lambda: self.ui.go_to(frame))
 
     def track(self, direction: str = "both") -> threading.Thread | None:
         """Start tracking from the frame shown, in the background; returns the thread (None if refused)."""
@@ -124,17 +111,15 @@ class SegmentWidget:
 
     def stop(self, wait_s: float = 0.0) -> View:
         """Stop a tracking run (its frames so far are kept)."""
-        view = self.ui.stop(wait_s=wait_s)
-        self._show(view)
-        return view
+        return self._show(lambda: self.ui.stop(wait_s=wait_s))
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for a tracking run to end; True if none is running any more."""
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-            return not thread.is_alive()
-        return True
+        return self._runs.wait(timeout)
+
+    @property
+    def _thread(self) -> threading.Thread | None:
+        return self._runs.thread
 
     def close(self) -> None:
         """Stop any run, release the session and close the widgets."""
@@ -214,11 +199,7 @@ class SegmentWidget:
         self.memory_strip = w.Image(format="png", layout=w.Layout(width="100%", max_width=f"{width}px"))
         self.memory_text = w.HTML()
         self.memory_box = w.VBox([self.memory_strip, w.HTML(legend_html()), self.memory_text])
-        keys = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in KEY_HELP)
-        help_text = w.HTML(
-            "<details><summary>Keys (click the image first)</summary>"
-            f"<ul style='margin:0'>{keys}</ul></details>"
-        )
+        help_text = w.HTML(keys_help_html())
         b = self.buttons
         self.root = w.VBox(
             [
@@ -283,14 +264,14 @@ class SegmentWidget:
         # ipycanvas reports positions with 0 at the left edge of the first pixel; the mapping wants indices.
         x0, y0 = press[0] - 0.5, press[1] - 0.5
         if np.hypot(x - press[0], y - press[1]) >= DRAG_MIN_PX:
-            self._show(self.ui.drag(x0, y0, x - 0.5, y - 0.5, display_size=size))
+            self._show(lambda: self.ui.drag(x0, y0, x - 0.5, y - 0.5, display_size=size))
         else:
-            self._show(self.ui.click(x0, y0, display_size=size, negative=negative))
+            self._show(lambda: self.ui.click(x0, y0, display_size=size, negative=negative))
 
     def _on_mouse_out(self, x: float, y: float) -> None:
         if self._press is not None:  # a drag that left the canvas is dropped
             self._press = None
-            self._show(self.ui.view())
+            self._show(lambda: self.ui.view())
 
     def _on_dom_mousedown(self, event: dict) -> None:
         self._negative_press = event.get("button") == 2 or bool(event.get("shiftKey"))
@@ -308,51 +289,44 @@ class SegmentWidget:
         if name in _STREAMING_COMMANDS or name == "stop":
             self._on_button(name)
         else:
-            self._show(self.ui.key(key, ctrl=ctrl, shift=shift, meta=meta))
+            self._show(lambda: self.ui.key(key, ctrl=ctrl, shift=shift, meta=meta))
 
     def _on_tool(self, change: dict) -> None:
         if not self._updating:
-            self._show(self.ui.set_tool(change["new"]))
+            self._show(lambda: self.ui.set_tool(change["new"]))
 
     def _on_slider(self, change: dict) -> None:
         if not self._updating:
-            self._show(self.ui.go_to(change["new"]))
+            self._show(lambda: self.ui.go_to(change["new"]))
 
     def _on_object(self, obj: int, _button: Any = None) -> None:
-        self._show(self.ui.select_object(obj))
+        self._show(lambda: self.ui.select_object(obj))
 
     def _on_button(self, name: str, _button: Any = None) -> None:
         if name in _STREAMING_COMMANDS:
             self._start_tracking(_STREAMING_COMMANDS[name])
         elif name == "stop":
-            self._show(self.ui.stop())
+            self._show(lambda: self.ui.stop())
         elif name == "add_object":
-            self._show(self.ui.add_object(self.name.value.strip() or None))
+            self._show(lambda: self.ui.add_object(self.name.value.strip() or None))
             self.name.value = ""
         elif name == "rename_object":
-            self._show(self.ui.rename_object(None, self.name.value))
+            self._show(lambda: self.ui.rename_object(None, self.name.value))
             self.name.value = ""
         elif name in ("export", "save"):
             kind = "session" if name == "save" else self.export_kind.value
             before = self.ui.last_export
-            self._show(self.ui.command("export", kind=kind, out_dir=self.export_dir))
+            self._show(lambda: self.ui.command("export", kind=kind, out_dir=self.export_dir))
             if self.ui.last_export is not None and self.ui.last_export != before:
-                where = html.escape(str(self.ui.last_export.resolve()))
-                self.messages.value += f"<br>Saved to <code>{where}</code>"
+                self._say(INFO, f"Saved to {self.ui.last_export.resolve()}")
         else:
-            self._show(self.ui.command(name))
+            self._show(lambda: self.ui.command(name))
 
     # ============================================================================================ tracking
     def _start_tracking(self, direction: str) -> threading.Thread | None:
-        with self._run_lock:
-            if self._thread is not None and self._thread.is_alive():
-                self._say(ERROR, "Tracking is already running: Stop it first.")
-                return None
-            thread = threading.Thread(
-                target=self._track, args=(direction,), name="sam2-ui-track", daemon=True
-            )
-            self._thread = thread
-        thread.start()
+        thread = self._runs.start(functools.partial(self._track, direction))
+        if thread is None:
+            self._say(ERROR, "Tracking is already running: Stop it first.")
         return thread
 
     def _track(self, direction: str) -> None:
@@ -360,6 +334,7 @@ class SegmentWidget:
         try:
             for view in self.ui.propagate(direction, min_interval_s=self.stream_interval_s):
                 self._show(view)
+            self._show(self.ui.view)  # drawn last: no view built during the run is drawn after it
             summary = self.session.last_propagation if self.session is not None else None
             if summary is not None and summary.total:  # the last preview may be a few frames behind
                 self.progress.max, self.progress.value = summary.total, summary.done
@@ -368,12 +343,16 @@ class SegmentWidget:
             self.last_traceback = traceback.format_exc()
 
     # ============================================================================================ drawing
-    def _show(self, view: View) -> None:
-        """Draw a view: the canvas layers that changed, then the controls."""
+    def _show(self, view: View | Callable[[], View]) -> View:
+        """Draw a view: the canvas layers that changed, then the controls. Given a function, the view is
+        built under the drawing lock, so views from two threads are drawn in the order they were built."""
         with _DRAW_LOCK:
+            if callable(view):
+                view = view()
             self._last_view = view
             self._draw_canvas(view)
             self._draw_controls(view)
+        return view
 
     def _draw_canvas(self, view: View) -> None:
         layers = view.layers
@@ -416,9 +395,10 @@ class SegmentWidget:
             width = self._canvas_size()[0]
             if view.objects and view.num_frames:
                 strips = render_timelines(view.objects, view.num_frames, view.frame, width)
-                self.timelines.value = _png(strips)
+                self.timelines.value = png_bytes(strips)
             self.status.value = f"<b>{html.escape(view.status)}</b>"
-            self._draw_messages(view)
+            for message in view.messages:
+                self._say(message.level, message.text)
             self._draw_memory(view, width)
         finally:
             self._updating = False
@@ -442,17 +422,6 @@ class SegmentWidget:
         self.objects.children = buttons
         self._object_rows = rows
 
-    def _draw_messages(self, view: View) -> None:
-        if not view.messages and not view.notes:
-            return
-        lines = []
-        for message in view.messages:
-            color = {"error": "#c62828", "warning": "#b26a00"}.get(message.level, "#2e7d32")
-            lines.append(f"<span style='color:{color}'>{html.escape(message.text)}</span>")
-        if not lines:
-            lines = [html.escape(view.notes[-1])]
-        self.messages.value = "<br>".join(lines)
-
     def _draw_memory(self, view: View, width: int) -> None:
         self.memory_box.layout.display = "" if self.show_memory.value else "none"
         session = self.ui.session
@@ -464,56 +433,15 @@ class SegmentWidget:
         except SessionError as error:
             self.memory_text.value = html.escape(str(error))
             return
-        self.memory_strip.value = _png(render_memory_strip(memory, width))
+        self.memory_strip.value = png_bytes(render_memory_strip(memory, width))
         self.memory_text.value = html.escape(memory.describe())
 
     def _say(self, level: str, text: str) -> None:
-        color = "#c62828" if level == ERROR else "#b26a00" if level == WARNING else "#2e7d32"
-        self.messages.value = f"<span style='color:{color}'>{html.escape(text)}</span>"
+        """Add a line to the message log (the last `MESSAGE_LINES` are shown)."""
+        self._message_log.append(message_html(level, text))
+        self.messages.value = "<br>".join(self._message_log)
 
 
 def _descendants(widget: w.Widget) -> list[w.Widget]:
     """A widget and every widget inside it."""
-    out = [widget]
-    for child in getattr(widget, "children", ()):
-        out.extend(_descendants(child))
-    return out
-
-
-def _enable_colab_widgets() -> None:
-    """Colab draws third-party widgets (ipycanvas, ipyevents) only with its custom widget manager on."""
-    import sys
-
-    if "google.colab" in sys.modules:
-        from google.colab import output  # type: ignore[import-not-found]
-
-        output.enable_custom_widget_manager()
-
-
-def _png(image: np.ndarray) -> bytes:
-    out = io.BytesIO()
-    Image.fromarray(image).save(out, format="PNG")
-    return out.getvalue()
-
-
-def show(
-    source: Any,
-    predictor: Any,
-    display_size: tuple[int, int] = DEFAULT_DISPLAY,
-    **open_kwargs: Any,
-) -> SegmentWidget:
-    """Open ``source`` (a video, a folder of frames, an image, frames in memory, or an open `Session`) and
-    return its widget; as the last line of a notebook cell it is displayed.
-
-    ``predictor``: a ``SAM2VideoPredictor``, or a Hugging Face model id such as
-    "facebook/sam2.1-hiera-tiny". Other keyword arguments go to `Session.open` (``limits``, ``fps``).
-    """
-    if isinstance(predictor, str):
-        from model import SAM2VideoPredictor
-
-        predictor = SAM2VideoPredictor.from_pretrained(predictor)
-    session = source if isinstance(source, Session) else Session.open(source, predictor, **open_kwargs)
-    return SegmentWidget(session, display_size=display_size)
-
-
-__all__ = ["SegmentWidget", "show"]
+    return [widget, *(d for child in getattr(widget, "children", ()) for d in _descendants(child))]
