@@ -14,7 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FRONT_END_TOOLKITS = ("gradio", "ipycanvas", "ipywidgets")
-WIDGET_FILES = {"widget.py"}
+WIDGET_FILES = {"widget.py", "notebook.py"}  # the notebook front end (only widget.py imports the toolkits)
 
 
 def imported_modules(path: Path, package: str | None = None) -> set[str]:
