@@ -33,7 +33,7 @@ from .staging import make_dirs, staged_file, write_error
 MasksByFrame = Mapping[int, Mapping[int, np.ndarray]]  # frame -> obj_id -> H, W bool
 
 FRAME_PNG = re.compile(r"^\d{5}\.png$")  # the frame files these exporters own (and may replace)
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi")  # containers that take H.264 and MPEG-4
+WRITABLE_VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi")  # containers that take H.264 and MPEG-4
 _PNG_LEVEL = 1  # binary masks compress almost as well at level 1, several times faster than the default 6
 
 
@@ -233,13 +233,13 @@ def export_overlay_video(
     the first frame's; frames of another size are resized to it. yuv420p needs even dimensions, so an odd
     width or height is padded by repeating the last column or row (the file is then one pixel larger).
     The time base is 1/fps as a fraction (see `fps_fraction`), so readers see the same rate back
-    (``average_rate`` == 30000/1001 for 29.97). The container follows the suffix: one of `VIDEO_SUFFIXES`.
+    (``average_rate`` == 30000/1001 for 29.97). The container follows the suffix (`WRITABLE_VIDEO_SUFFIXES`).
     """
     path = Path(path)
-    if path.suffix.lower() not in VIDEO_SUFFIXES:
+    if path.suffix.lower() not in WRITABLE_VIDEO_SUFFIXES:
         raise SessionError(
-            f"Cannot write a video to {path}: the name must end in one of {', '.join(VIDEO_SUFFIXES)} "
-            "(for example overlay.mp4)."
+            f"Cannot write a video to {path}: the name must end in one of "
+            f"{', '.join(WRITABLE_VIDEO_SUFFIXES)} (for example overlay.mp4)."
         )
     rate = fps_fraction(fps)
     count = 0

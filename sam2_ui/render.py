@@ -19,8 +19,8 @@ from PIL import Image, ImageDraw
 
 from .colors import RGB, object_color
 
-Point = tuple[int, float, float, bool]  # obj_id, x, y, positive
-Box = tuple[int, float, float, float, float]  # obj_id, x0, y0, x1, y1
+PointMarker = tuple[int, float, float, bool]  # obj_id, x, y, positive
+BoxMarker = tuple[int, float, float, float, float]  # obj_id, x0, y0, x1, y1
 
 WHITE: RGB = (255, 255, 255)
 NEGATIVE_RING: RGB = (235, 30, 30)
@@ -88,8 +88,8 @@ def render_frame(
     rgb: np.ndarray,
     masks: Mapping[int, np.ndarray],
     colors: Mapping[int, RGB],
-    points: Sequence[Point] = (),
-    boxes: Sequence[Box] = (),
+    points: Sequence[PointMarker] = (),
+    boxes: Sequence[BoxMarker] = (),
     selected: int | None = None,
     display_size: tuple[int, int] | None = None,
     alpha: float = 0.45,
@@ -111,7 +111,7 @@ def render_frame(
     Returns:
       h, w, 3 uint8 image, and the mapping between its pixels and the frame's.
     """
-    frame = _check_frame(rgb)
+    frame = _as_rgb(rgb)
     mapping = DisplayMapping.fit((frame.shape[1], frame.shape[0]), display_size)
     canvas = np.asarray(_resized(frame, mapping), dtype=np.float32)  # h, w, 3 float (a copy)
     fills = _mask_fills(masks, colors, selected, mapping, alpha, outline)
@@ -132,8 +132,8 @@ def render_frames(
     frame_at: Callable[[int], np.ndarray],
     masks: Mapping[int, Mapping[int, np.ndarray]],
     colors: Mapping[int, RGB],
-    points: Mapping[int, Sequence[Point]] | None = None,
-    boxes: Mapping[int, Sequence[Box]] | None = None,
+    points: Mapping[int, Sequence[PointMarker]] | None = None,
+    boxes: Mapping[int, Sequence[BoxMarker]] | None = None,
     display_size: tuple[int, int] | None = None,
 ) -> Iterator[np.ndarray]:
     """`render_frame` of frames ``0 .. num_frames-1`` one after the other (for an overlay video): the frame
@@ -179,15 +179,15 @@ def render_layers(
     rgb: np.ndarray,
     masks: Mapping[int, np.ndarray],
     colors: Mapping[int, RGB],
-    points: Sequence[Point] = (),
-    boxes: Sequence[Box] = (),
+    points: Sequence[PointMarker] = (),
+    boxes: Sequence[BoxMarker] = (),
     selected: int | None = None,
     display_size: tuple[int, int] | None = None,
     alpha: float = 0.45,
     outline: bool = True,
 ) -> Layers:
     """`render_frame` as three layers (see `Layers`); the arguments are `render_frame`'s."""
-    frame = _check_frame(rgb)
+    frame = _as_rgb(rgb)
     mapping = DisplayMapping.fit((frame.shape[1], frame.shape[0]), display_size)
     disp_w, disp_h = mapping.display_size
     # "Over" compositing with premultiplied colour: each fill covers what is under it by its weight, the
@@ -265,8 +265,8 @@ def _line_width(mapping: DisplayMapping) -> int:
 
 def _draw_prompts(
     draw: ImageDraw.ImageDraw,
-    points: Sequence[Point],
-    boxes: Sequence[Box],
+    points: Sequence[PointMarker],
+    boxes: Sequence[BoxMarker],
     colors: Mapping[int, RGB],
     selected: int | None,
     mapping: DisplayMapping,
@@ -284,7 +284,7 @@ def _draw_prompts(
         _draw_point(draw, mapping.to_display(x, y), r, _color(colors, oid), positive)
 
 
-def _check_frame(rgb: np.ndarray) -> np.ndarray:
+def _as_rgb(rgb: np.ndarray) -> np.ndarray:
     frame = np.asarray(rgb)
     if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
         raise ValueError(f"expected an H, W, 3 uint8 RGB frame, got shape {frame.shape} {frame.dtype}")
