@@ -57,6 +57,11 @@ def object_color(obj_id: int) -> RGB:
 
 
 @lru_cache(maxsize=1)
+def css_hex(color: RGB) -> str:
+    """``(r, g, b)`` as a CSS colour, ``"#rrggbb"``."""
+    return "#{:02x}{:02x}{:02x}".format(*color)
+
+
 def davis_palette() -> tuple[RGB, ...]:
     """The 256-entry DAVIS / PASCAL VOC palette: index 0 black, 1 (128, 0, 0), 2 (0, 128, 0), ...
 

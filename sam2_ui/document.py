@@ -9,6 +9,7 @@ the predictor, holds the locks and offers the public API, and hands results to t
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -129,35 +130,32 @@ class SessionState:
             ],
         }
 
-    def install(self, saved: SavedDocument, with_masks: bool) -> None:
-        """Take the objects and selection of a read document, and (``with_masks``) its masks, clocks and log
-        as the history's base; without masks the caller replays the log."""
+    def install(self, saved: SavedDocument) -> None:
+        """Take the objects and selection of a read document, and, if it was read with its masks, those masks,
+        the clocks and the log as the history's base; without masks the caller replays the log."""
         self.objects.restore(tuple(saved.objects))
         self.objects.next_id = max(self.objects.next_id, saved.next_id)
         self.selected = saved.selected
-        if with_masks:
-            for (frame, obj), entry in (saved.entries or {}).items():
+        if saved.entries is not None:
+            for (frame, obj), entry in saved.entries.items():
                 self.store.put(frame, obj, entry)
             self.prompt_clocks.update(saved.prompt_clocks)
             self.clock = saved.clock
             self.rebuild_from(saved.log)
 
 
+@dataclass
 class SavedDocument:
-    """The document part of a session file, read and checked (see `from_document`)."""
+    """The document part of a session file, read and checked (see `from_document`); ``entries`` is None
+    when it was read without its masks (they are recomputed by replaying ``log``)."""
 
-    def __init__(
-        self,
-        objects: list[ObjectInfo],
-        next_id: int,
-        selected: int | None,
-        log: list[Action],
-        entries: dict[tuple[int, int], MaskEntry] | None,
-        prompt_clocks: dict[int, int],
-        clock: int,
-    ) -> None:
-        self.objects, self.next_id, self.selected = objects, next_id, selected
-        self.log, self.entries, self.prompt_clocks, self.clock = log, entries, prompt_clocks, clock
+    objects: list[ObjectInfo]
+    next_id: int
+    selected: int | None
+    log: list[Action]
+    entries: dict[tuple[int, int], MaskEntry] | None
+    prompt_clocks: dict[int, int]
+    clock: int
 
 
 def from_document(document: dict[str, Any], bounds: Any, with_masks: bool) -> SavedDocument:

@@ -43,7 +43,7 @@ from .interaction_tracking import RunControl
 from .interaction_view import ViewBuilding
 from .media import Limits
 from .predictor import VideoPredictor
-from .render import DisplayMapping
+from .render import DisplayMapping, marker_radius
 from .session import Session
 from .view import (
     ERROR,
@@ -229,8 +229,7 @@ class Interaction(ViewBuilding, RunControl, CommandDispatch):
         return self.add_box(self.frame, None, pending[1], pending[2], x, y)
 
     def _hit_radius(self, mapping: DisplayMapping) -> float:
-        w, h = mapping.display_size
-        display_radius = self.marker_hit_px or max(4, round(min(w, h) * 0.018)) * 1.25
+        display_radius = self.marker_hit_px or marker_radius(mapping) * 1.25  # the selected object's marker
         return display_radius / mapping.scale
 
     # ========================================================================================= engine verbs

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .colors import RGB
+from .colors import RGB, css_hex
 
 CONDITIONING_COLOR: RGB = (245, 190, 40)  # prompted frames: always in memory
 RECENT_COLOR: RGB = (60, 130, 235)  # the last tracked frames before this one
@@ -136,8 +136,7 @@ def legend_html() -> str:
     """A one-line colour legend for the strip."""
 
     def swatch(color: RGB, label: str) -> str:
-        css = "#{:02x}{:02x}{:02x}".format(*color)
-        box = f"display:inline-block;width:10px;height:10px;background:{css};margin:0 3px 0 10px"
+        box = f"display:inline-block;width:10px;height:10px;background:{css_hex(color)};margin:0 3px 0 10px"
         return f"<span style='{box}'></span>{label}"
 
     return (

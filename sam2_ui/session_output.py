@@ -217,7 +217,7 @@ class SessionOutput:
                     f"with {current}: saved masks are kept, but new prompts and tracking use the new model."
                 )
             with session._lock:
-                session._state.install(saved.document, with_masks=saved.document.entries is not None)
+                session._state.install(saved.document)
             if saved.document.entries is None:
                 session._replay(saved.document.log)
         except BaseException:

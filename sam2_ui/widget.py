@@ -25,6 +25,7 @@ import numpy as np
 from ipycanvas import MultiCanvas, hold_canvas
 
 from .background import BackgroundRun
+from .colors import css_hex
 from .errors import SessionError
 from .interaction import BOX, DIRECTIONS, EXPORT_KINDS, NEGATIVE, POSITIVE, Interaction
 from .keys import command_for_key
@@ -416,7 +417,7 @@ class SegmentWidget:
                 icon="check" if selected else "",
                 layout=w.Layout(width="auto", border="3px solid black" if selected else ""),
             )
-            btn.style.button_color = "#{:02x}{:02x}{:02x}".format(*color)
+            btn.style.button_color = css_hex(color)
             btn.on_click(self._guard(functools.partial(self._on_object, obj)))
             buttons.append(btn)
         self.objects.children = buttons
