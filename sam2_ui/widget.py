@@ -187,7 +187,7 @@ class SegmentWidget:
         self.slider.layout = w.Layout(width="100%", max_width=f"{width}px")
         self.slider.observe(self._guard(self._on_slider), names="value")
         self.progress = w.IntProgress(min=0, max=1, value=0, description="Tracking")
-        self.eta = w.Label()
+        self.eta = w.HTML(layout=w.Layout(flex="1 1 0"))  # wraps, where a Label would cut the estimate
         self.timelines = w.Image(format="png", layout=w.Layout(width="100%", max_width=f"{width}px"))
         if DomEvent is not None:
             jump = DomEvent(source=self.timelines, watched_events=["click"])
@@ -392,7 +392,7 @@ class SegmentWidget:
                 self.progress.value = progress.done
                 self.eta.value = f"{progress.done}/{progress.total} frames, about {progress.eta_s:.0f} s left"
             else:
-                self.eta.value = view.estimate
+                self.eta.value = html.escape(view.estimate)
             width = self._canvas_size()[0]
             if view.objects and view.num_frames:
                 strips = render_timelines(view.objects, view.num_frames, view.frame, width)
