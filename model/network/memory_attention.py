@@ -45,6 +45,32 @@ class RoPEAttention(Attention):
         q, k = self.rope(q, k, repeat_k=self.rope_k_repeat, num_k_exclude=num_k_exclude_rope)
         return self.attend(q, k, v)
 
+    def project_memory(
+        self, k: torch.Tensor, v: torch.Tensor, rotate: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values of memory tokens, projected and split into heads: B, heads, N, c each.
+
+        ``rotate``: the tokens are one grid shaped like the queries (a memory frame), rotated by RoPE as
+        ``forward`` rotates them; object pointers are not rotated. Projecting a part of the memory gives
+        the same rows as projecting all of it, so parts can be projected once and reused.
+        """
+        k = self.split_heads(self.k_proj(k))
+        v = self.split_heads(self.v_proj(v))
+        return (self.rope.rotate(k) if rotate else k), v
+
+    def rotated_key_offset(self, offset: torch.Tensor, num_tokens: int) -> torch.Tensor:
+        """What adding ``offset`` (C_kv,) to every token of a memory frame adds to its rotated keys:
+        1, heads, num_tokens, c. The key projection and the rotation are linear, so
+        ``keys(x + offset) = keys(x) + rotated_key_offset(offset)``."""
+        shifted = F.linear(offset, self.k_proj.weight)  # inner; no bias: keys(x) already has it
+        grid = shifted.expand(1, num_tokens, shifted.shape[-1])
+        return self.rope.rotate(self.split_heads(grid))
+
+    def attend_to_projected(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """q: B, Nq, C; k, v: B, heads, Nk, c already projected and rotated (`project_memory`) -> B, Nq, C."""
+        q = self.rope.rotate(self.split_heads(self.q_proj(q)))
+        return self.attend(q, k.to(q.dtype), v.to(q.dtype))
+
 
 class MemoryAttentionLayer(nn.Module):
     """One pre-norm layer: RoPE self-attention, RoPE cross-attention to memory, ReLU feed-forward.
@@ -87,12 +113,22 @@ class MemoryAttentionLayer(nn.Module):
         memory: torch.Tensor,
         memory_pos: torch.Tensor,
         num_obj_ptr_tokens: int = 0,
+        memory_kv: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """x: B, HW, C; memory, memory_pos: B, M, C_mem  ->  B, HW, C"""
+        """x: B, HW, C; memory, memory_pos: B, M, C_mem  ->  B, HW, C
+
+        ``memory_kv``: this layer's memory keys and values already projected and rotated (B, heads, M, c
+        each; see `RoPEAttention.project_memory`); ``memory`` and ``memory_pos`` are then not read.
+        """
         h = self.norm1(x)
         x = x + self.dropout1(self.self_attn(h, h, h))
         h = self.norm2(x)
-        attn = self.cross_attn_image(h, memory + memory_pos, memory, num_k_exclude_rope=num_obj_ptr_tokens)
+        if memory_kv is not None:
+            attn = self.cross_attn_image.attend_to_projected(h, *memory_kv)
+        else:
+            attn = self.cross_attn_image(
+                h, memory + memory_pos, memory, num_k_exclude_rope=num_obj_ptr_tokens
+            )
         x = x + self.dropout2(attn)
         h = self.linear2(self.dropout(F.relu(self.linear1(self.norm3(x)))))
         return x + self.dropout3(h)
@@ -127,9 +163,10 @@ class MemoryAttention(nn.Module):
         self,
         curr: torch.Tensor,
         curr_pos: torch.Tensor,
-        memory: torch.Tensor,
-        memory_pos: torch.Tensor,
+        memory: torch.Tensor | None,
+        memory_pos: torch.Tensor | None,
         num_obj_ptr_tokens: int = 0,
+        memory_kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> torch.Tensor:
         """Attend the current frame to its memory.
 
@@ -139,17 +176,29 @@ class MemoryAttention(nn.Module):
             memory: M, B, memory_dim memory tokens (spatial frames first, object pointers last).
             memory_pos: M, B, memory_dim their position encodings.
             num_obj_ptr_tokens: how many trailing memory tokens are object pointers.
+            memory_kv: instead of ``memory`` and ``memory_pos``, each layer's cross-attention keys and
+                values already projected and rotated (B, heads, M, c each), e.g. assembled from parts
+                projected once per memory frame (`model.video.memory_cache`).
         Returns:
             HW, B, d_model conditioned tokens.
         """
+        x = (curr + 0.1 * curr_pos).transpose(0, 1)  # B, HW, C
+        if memory_kv is not None:
+            if len(memory_kv) != len(self.layers):
+                raise ValueError(f"memory_kv has {len(memory_kv)} layers, the stack has {len(self.layers)}")
+            if memory_kv[0][0].shape[0] != x.shape[0]:
+                raise ValueError(
+                    f"current tokens have batch {x.shape[0]}, memory has {memory_kv[0][0].shape[0]}"
+                )
+            for layer, kv in zip(self.layers, memory_kv):
+                x = layer(x, None, None, memory_kv=kv)
+            return self.norm(x).transpose(0, 1)  # HW, B, C
         if curr.shape[1] != memory.shape[1]:
             raise ValueError(f"current tokens have batch {curr.shape[1]}, memory has {memory.shape[1]}")
         # The memory bank is stored in bf16; without this cast an fp32 model fails with a dtype mismatch
         # (the official code does). bf16 -> fp32 is exact, so fp32 results are unchanged.
         memory = memory.to(curr.dtype)
         memory_pos = memory_pos.to(curr.dtype)
-
-        x = (curr + 0.1 * curr_pos).transpose(0, 1)  # B, HW, C
         memory = memory.transpose(0, 1)  # B, M, C_mem
         memory_pos = memory_pos.transpose(0, 1)
         for layer in self.layers:

@@ -73,6 +73,10 @@ class AxialRoPE:
             self._tables[key] = torch.stack((angles.cos(), angles.sin()), dim=-1).to(device)
         return self._tables[key]
 
+    def rotate(self, x: torch.Tensor) -> torch.Tensor:
+        """Rotate ``x`` (..., N, c) whose N tokens are one square grid (queries, or one memory frame)."""
+        return rotate_pairs(x, self.table(x.shape[-2], x.device), x.device.type != "mps")
+
     def __call__(
         self,
         q: torch.Tensor,

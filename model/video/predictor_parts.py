@@ -92,7 +92,7 @@ class PredictorBookkeeping:
 
     @staticmethod
     def _memory(state: VideoState, track: ObjectTrack) -> ObjectMemory:
-        return ObjectMemory(track.cond, track.non_cond, state.memory_pos)
+        return ObjectMemory(track.cond, track.non_cond, state.memory_pos, state.memory_cache, track)
 
     def _store(self, state: VideoState, step: StepOutput) -> tuple[FrameOutput, torch.Tensor]:
         """Keep a step's output compactly; also returns the (hole-filled) low-res logits on the device."""

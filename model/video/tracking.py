@@ -1,27 +1,27 @@
-"""One tracking step of SAM 2 video: one frame, one object.
-
-The step reads the object's memory bank (its conditioning frames and the frames tracked just before this one),
-conditions the frame's image features on it with memory attention, runs the SAM heads, and optionally encodes
-the prediction into a new memory frame. It holds no state of its own: what it reads comes in through
-``ObjectMemory``, what it produces goes out as ``StepOutput``; the predictor decides what to keep.
+"""What a tracked frame reads from an object's memory bank, and how memory frames are encoded.
 
 Temporal layout of the memory for frame ``t`` (forward; mirrored when tracking in reverse):
   * every conditioning frame of the object, future ones included, at temporal slot 0;
   * the frames ``t-6 .. t-1`` that hold a non-conditioning output, at slots 1 (oldest) .. 6 (newest);
   * object pointers of the conditioning frames up to ``t`` and of the non-conditioning frames ``t-1 .. t-15``.
+
+The selection is index-only (`spatial_memory_frames`, `pointer_frames`), so `memory_layout` can show it
+without touching a tensor; `read_memory` names the stored outputs, `gather_memory` assembles their tokens.
+The step itself (memory attention, heads, memory encoder) is `model.video.step`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
 
 from model.network.position_encoding import sine_encoding_1d
-from model.network.sam2 import HeadOutput, ImageFeatures, SAM2Model
+from model.network.sam2 import SAM2Model
+from model.video.memory_cache import MemoryCache
 
 
 class MemoryEntry(Protocol):
@@ -46,6 +46,8 @@ class ObjectMemory:
     conditioning: Mapping[int, MemoryEntry]
     non_conditioning: Mapping[int, MemoryEntry]
     memory_pos: torch.Tensor | None
+    cache: MemoryCache | None = None  # reuse of memory work (`model.video.memory_cache`); None: none
+    owner: Any = None  # the object this memory belongs to (a key of the cache's conditioned features)
 
 
 @dataclass
@@ -147,6 +149,66 @@ def memory_layout(
     )
 
 
+@dataclass(frozen=True)
+class MemoryRead:
+    """The stored outputs one frame's memory is made of, as tracking selects them.
+
+    ``spatial``: (temporal slot, frame, output) of the memory frames, conditioning ones first;
+    ``pointers``: (signed temporal offset, frame, output) of the object pointers.
+    """
+
+    frame: int
+    reverse: bool
+    num_frames: int
+    spatial: tuple[tuple[int, int, MemoryEntry], ...]
+    pointers: tuple[tuple[int, int, MemoryEntry], ...]
+
+
+def read_memory(
+    model: SAM2Model, frame_idx: int, memory: ObjectMemory, num_frames: int, reverse: bool
+) -> MemoryRead:
+    """Select what a non-initial frame reads from an object's memory bank (no tensor is touched)."""
+    if not memory.conditioning:
+        raise RuntimeError("an object must have a conditioning frame before it can be tracked")
+    cond, non_cond = memory.conditioning, memory.non_conditioning
+    spatial = tuple(
+        (slot, t, cond[t] if slot == 0 else non_cond[t])
+        for slot, t in spatial_memory_frames(frame_idx, cond, non_cond, model.num_maskmem, reverse)
+    )
+    max_ptrs = min(num_frames, model.max_obj_ptrs_in_encoder)
+    pointers = tuple(
+        (offset, t, (cond if is_cond else non_cond)[t])
+        for offset, t, is_cond in pointer_frames(frame_idx, cond, non_cond, num_frames, max_ptrs, reverse)
+    )
+    return MemoryRead(frame_idx, reverse, num_frames, spatial, pointers)
+
+
+def pointer_memory(
+    model: SAM2Model, read: MemoryRead, dtype: torch.dtype, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The object-pointer tokens of a read and their positions, ``4 N, 1, 64`` each (None if no pointer)."""
+    if not read.pointers:
+        return None
+    offsets = [offset for offset, _, _ in read.pointers]
+    if not model.use_signed_tpos_enc_to_obj_ptrs:
+        offsets = [abs(o) for o in offsets]
+    obj_ptrs = torch.stack([entry.obj_ptr for _, _, entry in read.pointers], dim=0)  # N, 1, 256
+    n, batch, hidden = obj_ptrs.shape
+    mem_dim = model.mem_dim
+    if model.add_tpos_enc_to_obj_ptrs:
+        # Offsets normalised by the largest one a pointer can have; a 1-frame video has no such offset.
+        max_ptrs = min(read.num_frames, model.max_obj_ptrs_in_encoder)
+        rel = torch.tensor(offsets, device=device) / max(max_ptrs - 1, 1)
+        ptr_pos = model.obj_ptr_tpos_proj(sine_encoding_1d(rel, hidden))  # N, 64
+        ptr_pos = ptr_pos.unsqueeze(1).expand(-1, batch, mem_dim)
+    else:
+        ptr_pos = obj_ptrs.new_zeros(n, batch, mem_dim)
+    # Each 256-d pointer becomes 4 tokens of 64 channels that share the pointer's position.
+    split = hidden // mem_dim
+    tokens = obj_ptrs.reshape(n, batch, split, mem_dim).permute(0, 2, 1, 3).flatten(0, 1)
+    return tokens.to(dtype), ptr_pos.repeat_interleave(split, dim=0)
+
+
 def gather_memory(
     model: SAM2Model,
     frame_idx: int,
@@ -162,77 +224,22 @@ def gather_memory(
       memory ``M, 1, 64`` and its position encoding ``M, 1, 64`` (spatial tokens first, then 4 tokens per
       object pointer), and the number of pointer tokens at the end.
     """
-    if not memory.conditioning:
-        raise RuntimeError("an object must have a conditioning frame before it can be tracked")
+    read = read_memory(model, frame_idx, memory, num_frames, reverse)
     num_maskmem = model.num_maskmem
     tokens, positions = [], []
-    cond, non_cond = memory.conditioning, memory.non_conditioning
-    for slot, t in spatial_memory_frames(frame_idx, cond, non_cond, num_maskmem, reverse):
-        entry = cond[t] if slot == 0 else non_cond[t]
+    for slot, _, entry in read.spatial:
         # Stored bf16; bf16 -> fp32 is exact, and casting here keeps fp32 models running when no pointer
         # follows (the official code fails there with a dtype mismatch).
         tokens.append(_tokens(entry.maskmem_features.to(device=device, dtype=dtype)))
         pos = _tokens(memory.memory_pos.to(device)) + model.maskmem_tpos_enc[num_maskmem - 1 - slot]
         positions.append(pos)
-
-    max_ptrs = min(num_frames, model.max_obj_ptrs_in_encoder)
-    ptr_pairs = [
-        (offset, (cond if is_cond else non_cond)[t].obj_ptr)
-        for offset, t, is_cond in pointer_frames(frame_idx, cond, non_cond, num_frames, max_ptrs, reverse)
-    ]
+    pointers = pointer_memory(model, read, dtype, device)
     num_ptr_tokens = 0
-    if ptr_pairs:
-        offsets, ptrs = zip(*ptr_pairs)
-        if not model.use_signed_tpos_enc_to_obj_ptrs:
-            offsets = [abs(o) for o in offsets]
-        obj_ptrs = torch.stack(ptrs, dim=0)  # N, 1, 256
-        n, batch, hidden = obj_ptrs.shape
-        mem_dim = model.mem_dim
-        if model.add_tpos_enc_to_obj_ptrs:
-            # Offsets normalised by the largest one a pointer can have; a 1-frame video has no such offset.
-            scale = max(max_ptrs - 1, 1)
-            rel = torch.tensor(offsets, device=device) / scale
-            ptr_pos = model.obj_ptr_tpos_proj(sine_encoding_1d(rel, hidden))  # N, 64
-            ptr_pos = ptr_pos.unsqueeze(1).expand(-1, batch, mem_dim)
-        else:
-            ptr_pos = obj_ptrs.new_zeros(n, batch, mem_dim)
-        # Each 256-d pointer becomes 4 tokens of 64 channels that share the pointer's position.
-        split = hidden // mem_dim
-        obj_ptrs = obj_ptrs.reshape(n, batch, split, mem_dim).permute(0, 2, 1, 3).flatten(0, 1)
-        tokens.append(obj_ptrs.to(dtype))
-        positions.append(ptr_pos.repeat_interleave(split, dim=0))
-        num_ptr_tokens = obj_ptrs.shape[0]
+    if pointers is not None:
+        tokens.append(pointers[0])
+        positions.append(pointers[1])
+        num_ptr_tokens = pointers[0].shape[0]
     return torch.cat(tokens, dim=0), torch.cat(positions, dim=0), num_ptr_tokens
-
-
-def condition_on_memory(
-    model: SAM2Model,
-    features: ImageFeatures,
-    frame_idx: int,
-    is_init_cond_frame: bool,
-    memory: ObjectMemory,
-    num_frames: int,
-    reverse: bool = False,
-) -> torch.Tensor:
-    """The frame's stride-16 features fused with the object's memory: ``1, 256, h, w``.
-
-    An initial conditioning frame has no memory to read: the learned ``no_mem_embed`` is added instead.
-    """
-    embedding = features.embedding  # B, C, h, w
-    if is_init_cond_frame:
-        return embedding + model.no_mem_embed.view(1, -1, 1, 1)
-    batch, channels, height, width = embedding.shape
-    mem, mem_pos, num_ptr_tokens = gather_memory(
-        model, frame_idx, memory, num_frames, reverse, embedding.dtype, embedding.device
-    )
-    fused = model.memory_attention(
-        curr=_tokens(embedding),
-        curr_pos=_tokens(features.pos[-1]),
-        memory=mem,
-        memory_pos=mem_pos,
-        num_obj_ptr_tokens=num_ptr_tokens,
-    )  # hw, B, C
-    return fused.permute(1, 2, 0).reshape(batch, channels, height, width)
 
 
 def encode_memory(
@@ -260,67 +267,6 @@ def encode_memory(
         absent = 1 - (object_score_logits > 0).float()  # B, 1
         features = features + absent[..., None, None] * model.no_obj_embed_spatial[..., None, None]
     return features, pos
-
-
-def track_step(
-    model: SAM2Model,
-    features: ImageFeatures,
-    frame_idx: int,
-    memory: ObjectMemory,
-    num_frames: int,
-    is_init_cond_frame: bool,
-    point_coords: torch.Tensor | None = None,
-    point_labels: torch.Tensor | None = None,
-    mask: torch.Tensor | None = None,
-    prev_mask_logits: torch.Tensor | None = None,
-    reverse: bool = False,
-    run_memory_encoder: bool = True,
-) -> StepOutput:
-    """Segment one object on one frame.
-
-    Arguments:
-      features: the frame's image features (batch of 1).
-      memory: what the object's bank holds (ignored on an initial conditioning frame and for mask prompts).
-      is_init_cond_frame: the object has not been tracked on this frame: segment it like an image.
-      point_coords, point_labels: 1, P, 2 points in network-input pixels and their labels.
-      mask: 1, 1, S, S binary mask prompt, used directly as the output.
-      prev_mask_logits: 1, 1, S/4, S/4 earlier logits of this frame, fed with the points as a mask prompt
-        (correction clicks).
-      reverse: tracking runs backwards in time.
-      run_memory_encoder: also encode the prediction into a memory frame.
-    """
-    if mask is not None:
-        # A mask prompt is taken as ground truth; the memory does not matter.
-        heads: HeadOutput = model.mask_as_output(features.embedding, features.high_res, mask)
-    else:
-        conditioned = condition_on_memory(
-            model, features, frame_idx, is_init_cond_frame, memory, num_frames, reverse
-        )
-        num_points = 0 if point_labels is None else point_labels.shape[1]
-        heads = model.predict_heads(
-            conditioned,
-            features.high_res,
-            point_coords=point_coords,
-            point_labels=point_labels,
-            mask_prompt=prev_mask_logits,
-            multimask=model.use_multimask(is_init_cond_frame, num_points),
-        )
-    out = StepOutput(
-        low_res_masks=heads.low_res_masks,
-        high_res_masks=heads.high_res_masks,
-        obj_ptr=heads.obj_ptr,
-        object_score_logits=heads.object_score_logits,
-        iou=heads.iou,
-    )
-    if run_memory_encoder:
-        out.maskmem_features, out.maskmem_pos = encode_memory(
-            model,
-            features.embedding,
-            heads.high_res_masks,
-            heads.object_score_logits,
-            binarize=False,  # clicked frames are binarised when filed into memory (the predictor)
-        )
-    return out
 
 
 def upscale_to_input(model: SAM2Model, low_res_masks: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """Interactive video segmentation with the official ``SAM2VideoPredictor`` API (the per-object predictor).
 
 The predictor only keeps the books: which object was prompted where, which outputs are pending and which are
-memory, what to return. The network work is ``model.tracking.track_step``; frames come lazily from
+memory, what to return. The network work is ``model.video.step``; frames come lazily from
 ``model.video_frames``; outputs live in the state's memory bank (``model.memory_bank``).
 
 Objects are tracked independently (batch size 1 each) and can be added at any time. Clicks on a frame an
@@ -25,6 +25,7 @@ from model.network.sam2 import SAM2Model
 from model.video.build import build_video_predictor
 from model.video.frame_features import FrameFeatures
 from model.video.memory_bank import DEFAULT_RAM_BUDGET_MB
+from model.video.memory_cache import DEFAULT_CONDITIONED_FRAMES, DEFAULT_KV_BUDGET_MB, MemoryCache
 from model.video.predictor_parts import (  # noqa: F401 - apply_non_overlap: also imported from here
     OVERLAP_LOSER_MAX_LOGIT,
     PredictorBookkeeping,
@@ -33,9 +34,7 @@ from model.video.predictor_parts import (  # noqa: F401 - apply_non_overlap: als
     cpu_tensor,
     new_object_undone_on_error,
 )
-from model.video.tracking import (
-    track_step,
-)
+from model.video.step import track_objects, track_step
 from model.video.video_frames import open_frames
 from model.video.video_state import VideoState
 
@@ -61,6 +60,11 @@ class SAM2VideoPredictor(PredictorBookkeeping):
       state_ram_budget_mb: per-state budget for stored outputs kept in memory; beyond it the least recently
         used ones go to a temporary folder (``None``: no limit). Results do not depend on it.
       feature_cache_size: how many frames' image features stay cached.
+      memory_kv_budget_mb: per-state budget for memory keys/values projected once per memory frame and
+        reused by the frames that read it (0: project them every time). Results do not depend on it.
+      conditioned_cache_size: how many (object, frame) memory-conditioned features are kept, so that a
+        correction click on a tracked frame whose memory is unchanged skips memory attention (0: never).
+      batch_objects: track the objects of a frame as one batch (results equal to one by one).
     """
 
     def __init__(
@@ -73,6 +77,9 @@ class SAM2VideoPredictor(PredictorBookkeeping):
         binarize_mask_from_pts_for_mem_enc: bool = False,
         state_ram_budget_mb: float | None = DEFAULT_RAM_BUDGET_MB,
         feature_cache_size: int = 2,
+        memory_kv_budget_mb: float = DEFAULT_KV_BUDGET_MB,
+        conditioned_cache_size: int = DEFAULT_CONDITIONED_FRAMES,
+        batch_objects: bool = True,
     ) -> None:
         self.model = model
         self.fill_hole_area = fill_hole_area
@@ -82,6 +89,9 @@ class SAM2VideoPredictor(PredictorBookkeeping):
         self.binarize_mask_from_pts_for_mem_enc = binarize_mask_from_pts_for_mem_enc
         self.state_ram_budget_mb = state_ram_budget_mb
         self.feature_cache_size = feature_cache_size
+        self.memory_kv_budget_mb = memory_kv_budget_mb
+        self.conditioned_cache_size = conditioned_cache_size
+        self.batch_objects = batch_objects
 
     @classmethod
     def from_pretrained(cls, model_id: str, **kwargs) -> SAM2VideoPredictor:
@@ -132,6 +142,7 @@ class SAM2VideoPredictor(PredictorBookkeeping):
             ram_budget_bytes=budget,
             offload_video_to_cpu=offload_video_to_cpu,
             offload_state_to_cpu=offload_state_to_cpu,
+            memory_cache=MemoryCache(int(self.memory_kv_budget_mb * 2**20), self.conditioned_cache_size),
         )
         state.features[0]  # the first frame is where users usually click first
         return state
@@ -379,26 +390,31 @@ class SAM2VideoPredictor(PredictorBookkeeping):
             order = range(start_frame_idx, end + 1)
 
         for frame_idx in order:
-            per_object = []
-            for track in state.objects:
+            per_object: list[torch.Tensor | None] = []
+            to_track = []
+            for i, track in enumerate(state.objects):
                 if frame_idx in track.cond:
-                    masks = track.cond[frame_idx].pred_masks.to(state.device)
+                    per_object.append(track.cond[frame_idx].pred_masks.to(state.device))
                     if self.clear_non_cond_mem_around_input:
                         self._clear_memory_around(track, frame_idx)
                 else:
-                    step = track_step(
-                        self.model,
-                        state.features[frame_idx],
-                        frame_idx,
-                        self._memory(state, track),
-                        state.num_frames,
-                        is_init_cond_frame=False,
-                        reverse=reverse,
-                        run_memory_encoder=True,
-                    )
-                    track.non_cond[frame_idx], masks = self._store(state, step)
+                    per_object.append(None)
+                    to_track.append(i)
+            features = state.features[frame_idx] if to_track else None
+            groups = [to_track] if self.batch_objects else [[i] for i in to_track]
+            for group in groups:
+                steps = track_objects(
+                    self.model,
+                    features,
+                    frame_idx,
+                    [self._memory(state, state.objects[i]) for i in group],
+                    state.num_frames,
+                    reverse=reverse,
+                )
+                for i, step in zip(group, steps):
+                    state.objects[i].non_cond[frame_idx], per_object[i] = self._store(state, step)
+            for track in state.objects:
                 track.tracked[frame_idx] = reverse
-                per_object.append(masks)
             yield frame_idx, obj_ids, self._to_video_res(state, torch.cat(per_object, dim=0))
 
 

@@ -8,6 +8,7 @@ import torch
 
 from model.video.frame_features import FrameFeatures
 from model.video.memory_bank import ObjectTrack, TensorVault
+from model.video.memory_cache import MemoryCache
 from model.video.video_frames import FrameSource
 
 
@@ -43,6 +44,7 @@ class VideoState:
         ram_budget_bytes: int | None,
         offload_video_to_cpu: bool = False,
         offload_state_to_cpu: bool = False,
+        memory_cache: MemoryCache | None = None,
     ) -> None:
         self.frames = frames
         self.features = features
@@ -57,6 +59,8 @@ class VideoState:
         self.objects: list[ObjectTrack] = []
         # Position encoding of a memory frame: the same for every frame and object, so kept once.
         self.memory_pos: torch.Tensor | None = None
+        # Reused memory work (projected memory frames, conditioned features); None: nothing is reused.
+        self.memory_cache = memory_cache
 
     # ------------------------------------------------------------------ objects
     @property
@@ -96,6 +100,8 @@ class VideoState:
         for track in self.objects:
             track.clear()
         self.objects.clear()
+        if self.memory_cache is not None:
+            self.memory_cache.clear()
 
     def close(self) -> None:
         """Release the frames, features, and the spill folder."""

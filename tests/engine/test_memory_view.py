@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from model.video import memory_bank, tracking
+from model.video import memory_bank, memory_cache, step
 from sam2_ui import Session
 from sam2_ui.render import render_frame, render_layers
 from tests.support.session_helpers import (
@@ -21,29 +21,33 @@ from tests.support.session_helpers import (
 
 
 def test_memory_layout_names_the_frames_whose_memories_and_pointers_tracking_read(monkeypatch):
-    """Spy on what each tracking step reads from the memory bank (the stored outputs whose memory features
-    and object pointers are touched), then ask `memory_layout` about the same frames."""
+    """Spy on what each tracking step reads from the memory bank (the stored outputs whose memory frames
+    are projected or reused, and whose object pointers are touched), then ask `memory_layout` about the
+    same frames."""
     reads: dict[int, tuple[list[int], list[int]]] = {}
     current: list[int] = []
-    original_gather = tracking.gather_memory
-    by_identity: dict[int, int] = {}  # id(FrameOutput) -> frame, filled as the spy sees the memory
+    original_kv = step.memory_keys_values
+    by_identity: dict[int, int] = {}  # id(FrameOutput) -> frame, read from the state's memory bank
+    live_state = []
 
-    def gather(model, frame_idx, memory, *args, **kwargs):
-        for t, out in [*memory.conditioning.items(), *memory.non_conditioning.items()]:
-            by_identity[id(out)] = t
-        current.append(frame_idx)
-        reads[frame_idx] = ([], [])
+    def memory_keys_values(model, read, *args, **kwargs):
+        for track in live_state[0].objects:
+            for t, out in [*track.cond.items(), *track.non_cond.items()]:
+                by_identity[id(out)] = t
+        current.append(read.frame)
+        reads[read.frame] = ([], [])
         try:
-            return original_gather(model, frame_idx, memory, *args, **kwargs)
+            return original_kv(model, read, *args, **kwargs)
         finally:
             current.pop()
 
-    features = memory_bank.FrameOutput.maskmem_features
+    original_frame_kv = memory_cache.MemoryCache.frame_kv
 
-    def spy_features(self):
+    def spy_frame_kv(self, model, entry, *args, **kwargs):
+        # Every memory frame the step uses goes through here (projected, or its kept projection reused).
         if current:
-            reads[current[-1]][0].append(by_identity[id(self)])
-        return features.fget(self)
+            reads[current[-1]][0].append(by_identity[id(entry)])
+        return original_frame_kv(self, model, entry, *args, **kwargs)
 
     def get_pointer(self):
         if current:
@@ -53,13 +57,14 @@ def test_memory_layout_names_the_frames_whose_memories_and_pointers_tracking_rea
     def set_pointer(self, value):
         self.__dict__["_spied_ptr"] = value
 
-    monkeypatch.setattr(tracking, "gather_memory", gather)
-    monkeypatch.setattr(memory_bank.FrameOutput, "maskmem_features", property(spy_features))
+    monkeypatch.setattr(step, "memory_keys_values", memory_keys_values)
+    monkeypatch.setattr(memory_cache.MemoryCache, "frame_kv", spy_frame_kv)
     monkeypatch.setattr(memory_bank.FrameOutput, "obj_ptr", property(get_pointer, set_pointer), raising=False)
 
     p = predictor()
     frames = make_frames(24)
     state = p.init_state(frames)
+    live_state.append(state)
     with torch.no_grad():
         p.add_new_points_or_box(state, 3, 1, points=np.array([disc_centre(3)]), labels=np.array([1]))
         p.add_new_points_or_box(state, 20, 1, box=np.array(block_box(0)))
