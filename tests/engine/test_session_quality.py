@@ -192,7 +192,7 @@ def _entry(
 
 def test_a_mask_entry_counts_its_area():
     assert _entry(123).area == 123
-    assert _entry(0).area == 0 and _entry(0).bits is None  # an empty mask stores no bits
+    assert _entry(0).area == 0 and _entry(0).packed is None  # an empty mask stores no pixels
 
 
 def test_a_poorly_rated_mask_is_doubtful():
