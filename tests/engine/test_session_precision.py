@@ -33,13 +33,12 @@ def fast_bf16(monkeypatch):
     monkeypatch.setattr(prec, "fast_bf16", lambda device: "AVX-512 BF16")
 
 
-@pytest.fixture(scope="module")
-def decisive():
+def decisive_predictor(device: str = "cpu"):
     """The engine tests' predictor with a decisive best-candidate choice (see the module docstring)."""
     video_predictor = build_sam2_video_predictor(
         "sam2.1_hiera_tiny",
         None,
-        device="cpu",
+        device=device,
         image_size=256,
         apply_postprocessing=False,
         feature_cache_size=NUM_FRAMES + 2,
@@ -50,18 +49,23 @@ def decisive():
     return video_predictor
 
 
+@pytest.fixture(scope="module")
+def decisive():
+    return decisive_predictor()
+
+
 @contextmanager
-def autocast_spy(video_predictor=None):
+def autocast_spy(video_predictor=None, device_type: str = "cpu"):
     """Records, for each call of the image encoder, mask decoder and memory encoder, whether bf16 autocast
-    was on."""
+    was on for ``device_type``."""
     seen: list[tuple[str, bool]] = []
     model = (video_predictor or predictor()).model
     hooks = []
     for name in ("image_encoder", "sam_mask_decoder", "memory_encoder"):
 
         def hook(module, args, name=name):
-            on = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
-            seen.append((name, on))
+            on = torch.is_autocast_enabled(device_type)
+            seen.append((name, on and torch.get_autocast_dtype(device_type) == torch.bfloat16))
 
         hooks.append(getattr(model, name).register_forward_pre_hook(hook))
     try:
@@ -106,6 +110,22 @@ def test_a_bf16_session_runs_every_call_under_autocast_and_matches_fp32(fast_bf1
         assert iou(mask, expected[key]) >= MIN_IOU, f"{key}: IoU {iou(mask, expected[key]):.4f}"
     fp32.close()
     bf16.close()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_cuda_auto_runs_bf16_autocast_where_the_gpu_has_it_and_matches_fp32(monkeypatch):
+    monkeypatch.delenv(PRECISION_ENV)
+    cuda = decisive_predictor("cuda")
+    expected_mode = "bf16" if prec.fast_bf16("cuda") else "fp32"  # compute capability 8.0 or newer
+    fp32, expected = track_two_objects(cuda, "fp32")
+    with autocast_spy(cuda, "cuda") as calls:
+        auto, masks = track_two_objects(cuda, "auto")
+    assert auto.precision == expected_mode and auto.precision_label.startswith(f"{expected_mode} ")
+    assert calls and all(on == (expected_mode == "bf16") for _, on in calls)
+    for key, mask in masks.items():
+        assert mask.dtype == np.bool_ and iou(mask, expected[key]) >= MIN_IOU, key
+    fp32.close()
+    auto.close()
 
 
 def test_the_consumer_of_a_tracking_run_does_not_run_under_autocast(fast_bf16):
