@@ -3,6 +3,7 @@
 python -m apps.cli --image photo.jpg --point 320,240 --out mask.png
 python -m apps.cli --image photo.jpg --box 10,20,300,400 --model facebook/sam2.1-hiera-large
 python -m apps.cli --image photo.jpg --point 320,240 --checkpoint my.pt --config sam2.1_hiera_tiny
+python -m apps.cli --image photo.jpg --point 320,240 --precision fp32
 """
 
 from __future__ import annotations
@@ -16,6 +17,13 @@ from PIL import Image, UnidentifiedImageError
 
 from model import SAM2ImagePredictor, build_sam2
 from model.errors import CheckpointError, ModelNotAvailableError
+from model.loading.precision import (
+    PRECISION_CHOICES,
+    PRECISION_ENV,
+    describe_precision,
+    inference_autocast,
+    resolve_precision,
+)
 
 
 def _numbers(text: str, count: int, what: str) -> list[float]:
@@ -40,6 +48,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", type=Path, help="local official .pt checkpoint (instead of --model)")
     parser.add_argument("--config", default=None, help="config for --checkpoint, e.g. sam2.1_hiera_tiny")
     parser.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, mps")
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=PRECISION_CHOICES,
+        help=f"auto: bf16 where the device runs it fast, else fp32 (${PRECISION_ENV} replaces auto)",
+    )
     return parser.parse_args(argv)
 
 
@@ -66,11 +80,16 @@ def run(args: argparse.Namespace) -> Path:
         predictor = SAM2ImagePredictor(model)
     else:
         predictor = SAM2ImagePredictor.from_pretrained(args.model, device=args.device)
-    predictor.set_image(image)
+    try:
+        precision = resolve_precision(args.precision, predictor.device)
+    except ValueError as exc:
+        raise SystemExit(f"{exc} (from --precision or ${PRECISION_ENV})") from None
     coords = np.array(points + negatives, dtype=np.float32) if points or negatives else None
     labels = np.array([1] * len(points) + [0] * len(negatives)) if coords is not None else None
     single_click = coords is not None and len(coords) == 1 and box is None
-    masks, scores, _ = predictor.predict(coords, labels, box=box, multimask_output=single_click)
+    with inference_autocast(predictor.device, precision):
+        predictor.set_image(image)
+        masks, scores, _ = predictor.predict(coords, labels, box=box, multimask_output=single_click)
     mask = masks[int(np.argmax(scores))] > 0
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -80,7 +99,10 @@ def run(args: argparse.Namespace) -> Path:
         tinted[mask] = 0.5 * tinted[mask] + 0.5 * np.array([30, 144, 255])
         args.overlay.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(tinted.astype(np.uint8)).save(args.overlay)
-    print(f"wrote {args.out} ({int(mask.sum())} of {h * w} pixels, predicted IoU {float(scores.max()):.3f})")
+    print(
+        f"wrote {args.out} ({int(mask.sum())} of {h * w} pixels, predicted IoU {float(scores.max()):.3f}; "
+        f"{describe_precision(predictor.device, precision)})"
+    )
     return args.out
 
 

@@ -9,6 +9,7 @@ scrubbing, redraws, stop and downloads do not wait behind it. Every action is al
 named after the engine verb (``/add_point``, ``/propagate``, ...), listed on the app's "Use via API" page.
 
     python app.py [--model facebook/sam2.1-hiera-tiny | --checkpoint PATH [--config NAME]] [--device auto]
+                  [--precision auto|fp32|bf16]
 """
 
 from __future__ import annotations
@@ -29,15 +30,17 @@ from typing import Any
 
 import gradio as gr
 
+from model.loading.precision import PRECISION_CHOICES, PRECISION_ENV, describe_precision, resolve_precision
 from sam2_ui.errors import SessionError
 from sam2_ui.interaction import TOOLS, Interaction
 from sam2_ui.keys import KEYMAP, key_help_markdown
 from sam2_ui.masks import encode_rle
+from sam2_ui.predictor import predictor_device
 from sam2_ui.timeline import frame_at, render_timelines
 from sam2_ui.view import WARNING, View
 
 from .examples import example_files
-from .model_loading import DEFAULT_MODEL, load_predictor
+from .model_loading import DEFAULT_MODEL, choose_precision, load_predictor
 from .registry import SessionRegistry
 from .uploads import AppLimits, check_upload
 
@@ -95,6 +98,7 @@ def view_to_json(view: View) -> dict[str, Any]:
         if view.progress is None
         else {"done": view.progress.done, "total": view.progress.total, "eta_s": view.progress.eta_s},
         "stats": dict(view.stats),
+        "precision": view.precision,
         "display_size": None if view.mapping is None else list(view.mapping.display_size),
     }
 
@@ -269,7 +273,11 @@ def gpu(duration: int | Callable[..., int] = 60) -> Callable:
 
 
 class App:
-    """The app's shared parts: the model, the session registry and the limits; builds the Blocks."""
+    """The app's shared parts: the model, the session registry and the limits; builds the Blocks.
+
+    ``precision`` ("auto", "fp32", "bf16"; see ``model.loading.precision``) is resolved once for the model's
+    device; every session runs in it, and the page says which (`precision_label`).
+    """
 
     def __init__(
         self,
@@ -279,17 +287,22 @@ class App:
         examples_dir: str | Path | None = None,
         model_label: str = "",
         work_root: str | Path | None = None,
+        precision: str = "auto",
     ) -> None:
         self.predictor = predictor
         self.limits = limits or AppLimits()
         self.display_size = display_size
         self.model_label = model_label
+        device = predictor_device(predictor)
+        self.precision = resolve_precision(precision, device)
+        self.precision_label = describe_precision(device, self.precision)
         self.registry = SessionRegistry(
             lambda: Interaction(
                 self.predictor,
                 self.limits.engine_limits(),
                 display_size=display_size,
                 state_on_cpu=on_zero_gpu(),  # the GPU is lent per call: keep session state on the CPU
+                precision=self.precision,
             ),
             max_sessions=self.limits.max_sessions,
             ttl_s=self.limits.session_ttl_min * 60,
@@ -403,7 +416,9 @@ class App:
                 "Upload a video or image (or pick an example), **add an object**, click on it "
                 "(click a point again to remove it), then **track**. Keys: `a` add object, "
                 "`p`/`n`/`b` tools, `z`/`y` undo/redo, `t` track, `Esc` stop, `←`/`→` frames."
-                + (f"  \nModel: {self.model_label}" if self.model_label else "")
+                + (f"  \nModel: {self.model_label} · " if self.model_label else "  \n")
+                + f"Runs in {self.precision_label}",
+                elem_id="sam2-model-info",
             )
             key_state = gr.State(None)
             with gr.Row():
@@ -937,6 +952,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, mps")
     parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=PRECISION_CHOICES,
+        help=f"auto: bf16 where the device runs it fast, else fp32 (${PRECISION_ENV} replaces auto)",
+    )
+    parser.add_argument(
         "--image-size", type=int, help="model input size (default: the model's, 1024); lower is faster"
     )
     parser.add_argument(
@@ -988,7 +1009,10 @@ def launch(demo: gr.Blocks, host: str | None, port: int | None, share: bool = Fa
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     predictor = load_predictor(args.model, args.checkpoint, args.config, args.device, args.image_size)
+    precision = choose_precision(args.precision, predictor)
     label = str(args.checkpoint) if args.checkpoint else args.model
-    app = App(predictor, limits_from_args(args), model_label=f"{label} on {predictor.device}")
+    app = App(
+        predictor, limits_from_args(args), model_label=f"{label} on {predictor.device}", precision=precision
+    )
     app.start_sweeper()
     launch(app.build(), args.host, args.port, share=args.share)

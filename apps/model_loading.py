@@ -1,10 +1,14 @@
-"""Loading the one video predictor the app shares between sessions, with a message a person can act on."""
+"""Loading the one video predictor the app shares between sessions, and choosing the precision it runs in,
+with a message a person can act on."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from model.errors import CheckpointError, ModelNotAvailableError
+from model.loading.precision import PRECISION_ENV, Precision, resolve_precision
+from sam2_ui.predictor import predictor_device
 
 DEFAULT_MODEL = "facebook/sam2.1-hiera-tiny"
 
@@ -45,6 +49,17 @@ def load_predictor(
         ) from error
     except CheckpointError as error:
         raise ModelLoadError(f"Cannot use the checkpoint: {error}") from error
+
+
+def choose_precision(requested: str, predictor: Any) -> Precision:
+    """``--precision`` resolved for the predictor's device: "auto" is bf16 where the device has fast bf16
+    (``$SAM2_UI_PRECISION`` replaces "auto"), else fp32; "bf16" where it has none stops with a message."""
+    try:
+        return resolve_precision(requested, predictor_device(predictor))
+    except ValueError as error:
+        raise ModelLoadError(
+            f"Cannot run in that precision: {error} (from --precision or ${PRECISION_ENV})"
+        ) from error
 
 
 def _config_from_filename(path: Path) -> str:

@@ -68,6 +68,7 @@ class Interaction(ViewBuilding, RunControl, CommandDispatch):
       marker_hit_px: how close (display pixels) a click must be to a point marker to remove it; default: the
         marker radius the renderer draws.
       state_on_cpu: open sessions with their tracking state on the CPU (see `Session.open`).
+      precision: what sessions run in: "auto", "fp32" or "bf16" (see `Session.open`; views show it).
       layered: views carry the frame as three layers (`View.layers`: frame, masks, markers) instead of one
         image, for a canvas that redraws only the layers that changed.
     """
@@ -80,6 +81,7 @@ class Interaction(ViewBuilding, RunControl, CommandDispatch):
         marker_hit_px: float | None = None,
         state_on_cpu: bool = False,
         layered: bool = False,
+        precision: str = "auto",
     ) -> None:
         self.predictor = predictor
         self.layered = layered
@@ -87,6 +89,7 @@ class Interaction(ViewBuilding, RunControl, CommandDispatch):
         self.display_size = display_size
         self.marker_hit_px = marker_hit_px
         self.state_on_cpu = state_on_cpu
+        self.precision = precision
         self.session: Session | None = None
         self.frame = 0
         self.tool = POSITIVE
@@ -106,9 +109,7 @@ class Interaction(ViewBuilding, RunControl, CommandDispatch):
         if self._refuse_while_tracking():
             return self.view()
         try:
-            session = Session.open(
-                source, self.predictor, self.limits, fps=fps, state_on_cpu=self.state_on_cpu
-            )
+            session = Session.open(source, self.predictor, self.limits, fps=fps, **self._session_options())
             self._install(session)
         except SessionError as error:
             return self._error(error)
@@ -128,7 +129,7 @@ class Interaction(ViewBuilding, RunControl, CommandDispatch):
             return self._error("Upload the session's video or image together with its session file.")
         try:
             session = Session.load(
-                session_file, self.predictor, source=media, state_on_cpu=self.state_on_cpu, limits=self.limits
+                session_file, self.predictor, source=media, limits=self.limits, **self._session_options()
             )
             self._install(session)
         except SessionError as error:
@@ -158,6 +159,9 @@ class Interaction(ViewBuilding, RunControl, CommandDispatch):
             if finished is not None:
                 finished.wait(CLOSE_WAIT_S)
             session.close()
+
+    def _session_options(self) -> dict[str, Any]:
+        return {"state_on_cpu": self.state_on_cpu, "precision": self.precision}
 
     def _install(self, session: Session) -> None:
         with self._lock:

@@ -101,6 +101,7 @@ class ViewBuilding:
             is_image=session.is_image,
             fps=session.fps,
             stats=stats,
+            precision=session.precision_label,
         )
 
     def _rows(self, session: Session) -> tuple[ObjectRow, ...]:

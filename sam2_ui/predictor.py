@@ -75,3 +75,8 @@ class ShowsMemory(Protocol):
     def memory_layout(
         self, inference_state: Any, frame_idx: int, obj_id: Any, reverse: bool | None = None
     ) -> Any: ...
+
+
+def predictor_device(predictor: Any) -> str:
+    """The device a predictor runs on (``predictor.device``; the CPU for one that does not say)."""
+    return str(getattr(predictor, "device", "cpu"))

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from model.errors import VideoSourceError
+from model.loading.precision import Precision, resolve_precision
 
 from .checks import check_box, check_frame, check_index, check_point
 from .colors import RGB
@@ -35,7 +36,7 @@ from .errors import SessionError
 from .history import Change
 from .media import Limits, Media, open_media
 from .objects import ObjectInfo
-from .predictor import VideoPredictor
+from .predictor import VideoPredictor, predictor_device
 from .prompts import (
     Action,
     AddPoint,
@@ -60,14 +61,19 @@ class Session(SessionQueries, TrackingRuns, SessionOutput):
     """One video (or image) being segmented. Create it with `Session.open` or `Session.load`."""
 
     def __init__(
-        self, media: Media, predictor: VideoPredictor, limits: Limits, state_on_cpu: bool = False
+        self,
+        media: Media,
+        predictor: VideoPredictor,
+        limits: Limits,
+        state_on_cpu: bool = False,
+        precision: Precision = "fp32",
     ) -> None:
         self._media = media
         self._predictor = predictor
         self.limits = limits
         self.messages: list[str] = list(media.messages)
         try:
-            self._tracker = Tracker(predictor, media.frames, state_on_cpu)
+            self._tracker = Tracker(predictor, media.frames, state_on_cpu, precision)
         except (VideoSourceError, OSError) as error:
             media.frames.close()
             raise SessionError(f"Cannot read {media.description}: {error}") from error
@@ -93,6 +99,7 @@ class Session(SessionQueries, TrackingRuns, SessionOutput):
         limits: Limits | None = None,
         fps: float | None = None,
         state_on_cpu: bool = False,
+        precision: str = "auto",
     ) -> Session:
         """Open a video file, a folder of frames, an image, a T, H, W, 3 uint8 array or a list of frames.
 
@@ -105,10 +112,14 @@ class Session(SessionQueries, TrackingRuns, SessionOutput):
           fps: the frame rate, for sources that do not carry one (default 30) or to override it.
           state_on_cpu: keep the tracking state (stored masks, memories) on the CPU between calls
             (``offload_state_to_cpu``), e.g. where the GPU is lent per call as on Hugging Face ZeroGPU.
-        Raises `SessionError` for a missing, unreadable or empty source.
+          precision: "auto" (bf16 autocast where the predictor's device has fast bf16, else fp32; the
+            ``SAM2_UI_PRECISION`` environment variable replaces "auto"), "fp32" or "bf16" (see `precision`).
+        Raises `SessionError` for a missing, unreadable or empty source, ``ValueError`` for an unknown
+        precision or "bf16" on a device without fast bf16.
         """
         limits = limits or Limits()
-        return cls(open_media(source, limits, fps), predictor, limits, state_on_cpu)
+        precision = resolve_precision(precision, predictor_device(predictor))
+        return cls(open_media(source, limits, fps), predictor, limits, state_on_cpu, precision)
 
     @property
     def num_frames(self) -> int:

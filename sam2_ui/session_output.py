@@ -40,7 +40,8 @@ class SessionOutput:
         frame = self._check_frame(frame)
         generator = SAM2AutomaticMaskGenerator(self._predictor.model, **amg_kwargs)
         with self._edit("segment everything") as change:
-            records = generator.generate(np.array(self.frame(frame)))  # a writable copy for torch
+            with self._tracker.autocast():
+                records = generator.generate(np.array(self.frame(frame)))  # a writable copy for torch
             records.sort(key=lambda r: -int(r["area"]))
             new_ids = []
             for record in records:
@@ -189,6 +190,7 @@ class SessionOutput:
         replay: bool = False,
         state_on_cpu: bool = False,
         limits: Limits | None = None,
+        precision: str = "auto",
     ) -> S:
         """Restore a session written by `save`: same objects, prompts, masks and stale frames.
 
@@ -197,7 +199,7 @@ class SessionOutput:
             It must have the same frames as the saved one.
           replay: recompute every mask by replaying the prompt log through ``predictor`` instead of reading
             the saved masks (slower; the same model gives identical masks).
-          state_on_cpu: as for `open`.
+          state_on_cpu, precision: as for `open` (the saved masks are kept whatever precision made them).
           limits: open the video within these instead of the limits saved in the file (a server keeps its
             own); the frames must still come out as they were saved.
         A damaged or forged file (frames, objects or mask sizes the video cannot have) raises `SessionError`.
@@ -206,7 +208,12 @@ class SessionOutput:
         path = Path(path)
         saved = persist.read(path, source, replay, limits)
         session = cls.open(
-            saved.source, predictor, limits=saved.limits, fps=saved.fps, state_on_cpu=state_on_cpu
+            saved.source,
+            predictor,
+            limits=saved.limits,
+            fps=saved.fps,
+            state_on_cpu=state_on_cpu,
+            precision=precision,
         )
         try:
             persist.check_same_video(session._media, session.frame(0), saved.video, path)

@@ -1,4 +1,5 @@
-"""Reading a `Session`: prompts per frame, masks, stale and doubtful frames, mask quality, the memory view.
+"""Reading a `Session`: the precision it runs in, prompts per frame, masks, stale and doubtful frames, mask
+quality, the memory view.
 
 `SessionQueries` is part of `Session` (a mixin over the session's state and locks); every read takes the
 session's lock briefly, so a UI thread can read while a tracking run goes on.
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from model.loading.precision import Precision
+
 from .masks import PROPAGATION
 from .memory_view import MemoryView
 from .prompts import Action, FramePrompts
@@ -16,6 +19,16 @@ from .quality import doubt_reasons, doubtful_frames
 
 class SessionQueries:
     """Part of `Session` (see the module docstring)."""
+
+    @property
+    def precision(self) -> Precision:
+        """The mode the network runs in: "bf16" (bf16 autocast) or "fp32". Masks are bool either way."""
+        return self._tracker.precision
+
+    @property
+    def precision_label(self) -> str:
+        """`precision` for people, with the device: "bf16 autocast on CPU (AVX-512 BF16)", "fp32 on CUDA"."""
+        return self._tracker.precision_label
 
     def prompts(self, frame: int) -> dict[int, FramePrompts]:
         """The prompts on a frame: object id -> `FramePrompts` (points (x, y, positive), box, mask)."""

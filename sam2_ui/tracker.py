@@ -10,13 +10,15 @@ about masks shown to a person, objects' names, or history: that is `Session`'s j
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from model.loading.precision import Precision, describe_precision, inference_autocast
 from model.video.video_frames import FrameSource
 
-from .predictor import ScoresFrames, ShowsMemory, VideoPredictor
+from .predictor import ScoresFrames, ShowsMemory, VideoPredictor, predictor_device
 from .prompts import (
     Action,
     AddPoint,
@@ -42,16 +44,31 @@ class FrameResult(NamedTuple):
 
 
 class Tracker:
-    """A ``SAM2VideoPredictor`` with one inference state over ``frames``."""
+    """A ``SAM2VideoPredictor`` with one inference state over ``frames``; every predictor call runs in
+    ``precision`` ("fp32", or "bf16": under bf16 autocast on the predictor's device)."""
 
-    def __init__(self, predictor: VideoPredictor, frames: FrameSource, state_on_cpu: bool = False) -> None:
+    def __init__(
+        self,
+        predictor: VideoPredictor,
+        frames: FrameSource,
+        state_on_cpu: bool = False,
+        precision: Precision = "fp32",
+    ) -> None:
         self.predictor = predictor
-        if state_on_cpu:
-            self.state = predictor.init_state(frames, offload_state_to_cpu=True)
-        else:
-            self.state = predictor.init_state(frames)
+        self.device = predictor_device(predictor)
+        self.precision = precision
+        self.precision_label = describe_precision(self.device, precision)
+        with self.autocast():
+            if state_on_cpu:
+                self.state = predictor.init_state(frames, offload_state_to_cpu=True)
+            else:
+                self.state = predictor.init_state(frames)
         self._applied: list[Action] = []
         self._in_sync = True  # False after a predictor call failed half-way: the state is unknown
+
+    def autocast(self) -> AbstractContextManager:
+        """The context every network call of this session runs in (a no-op for fp32)."""
+        return inference_autocast(self.device, self.precision)
 
     @property
     def obj_ids(self) -> list[int]:
@@ -90,7 +107,8 @@ class Tracker:
         """Run one action that is not a `Propagate`; prompts return their frame's masks and scores (all
         objects)."""
         try:
-            result = self._call(action)
+            with self.autocast():
+                result = self._call(action)
         except BaseException:
             self._in_sync = False
             raise
@@ -105,7 +123,12 @@ class Tracker:
             self.state, start_frame_idx=leg.start, max_frame_num_to_track=leg.count - 1, reverse=leg.reverse
         )
         try:
-            for frame_idx, obj_ids, logits in frames:
+            while True:
+                with self.autocast():  # around each step only: the consumer runs between steps
+                    step = next(frames, None)
+                if step is None:
+                    return
+                frame_idx, obj_ids, logits = step
                 yield FrameResult(frame_idx, _masks(obj_ids, logits), self._scores(frame_idx))
         finally:
             frames.close()

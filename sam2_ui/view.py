@@ -89,6 +89,8 @@ class View:
     notes: the last few notes ("Tracked forward: 40 of 40 frames", "Undid add point"), in every view until
       newer ones replace them, for a status line; ``messages`` has each note once.
     stats: counts of "stale", "doubtful" and "tracked" frames over all objects.
+    precision: how the network runs for this session, for people ("bf16 autocast on CPU (AVX-512 BF16)",
+      "fp32 on CUDA"; `Session.precision_label`), "" before any media.
     """
 
     image: np.ndarray | None
@@ -109,6 +111,7 @@ class View:
     fps: float = 0.0
     stats: Mapping[str, int] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    precision: str = ""
 
     @property
     def errors(self) -> list[str]:

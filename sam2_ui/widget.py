@@ -34,7 +34,7 @@ from .render import DisplayMapping
 from .session import Session
 from .timeline import frame_at, render_timelines
 from .view import ERROR, INFO, View
-from .widget_text import enable_colab_widgets, keys_help_html, message_html, png_bytes
+from .widget_text import enable_colab_widgets, keys_help_html, message_html, png_bytes, status_html
 
 try:  # optional: mouse buttons and modifier keys (ipycanvas events carry neither)
     from ipyevents import Event as DomEvent
@@ -397,7 +397,7 @@ class SegmentWidget:
             if view.objects and view.num_frames:
                 strips = render_timelines(view.objects, view.num_frames, view.frame, width)
                 self.timelines.value = png_bytes(strips)
-            self.status.value = f"<b>{html.escape(view.status)}</b>"
+            self.status.value = status_html(view.status, view.precision)
             for message in view.messages:
                 self._say(message.level, message.text)
             self._draw_memory(view, width)

@@ -1,5 +1,6 @@
-"""What the notebook widget writes into its HTML and image controls: coloured messages, the key help, PNG
-bytes, and switching Colab's widget manager on. Plain strings and bytes (no widget toolkit here)."""
+"""What the notebook widget writes into its HTML and image controls: coloured messages, the status line, the
+key help, PNG bytes, and switching Colab's widget manager on. Plain strings and bytes (no widget toolkit
+here)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,14 @@ INFO_COLOR = "#2e7d32"
 def message_html(level: str, text: str) -> str:
     """One message in its level's colour (error red, warning amber, note green)."""
     return f"<span style='color:{COLORS.get(level, INFO_COLOR)}'>{html.escape(text)}</span>"
+
+
+def status_html(status: str, precision: str) -> str:
+    """The status line in bold, then how the network runs (`View.precision`) in grey."""
+    line = f"<b>{html.escape(status)}</b>"
+    if precision:
+        line += f" <span style='color:#757575'>· {html.escape(precision)}</span>"
+    return line
 
 
 def keys_help_html() -> str:

@@ -3,11 +3,18 @@ and a random-weight checkpoint in the official file format.
 
 ``tests`` is a package: pytest puts the repository root on the import path, so tests import ``model``,
 ``sam2_ui``, ``apps`` and ``tests.support`` as they are.
+
+Everything runs in fp32 unless a test asks for bf16: "auto" would pick bf16 autocast on a CPU with AVX-512
+BF16, and the numeric tests pin fp32 results. Set here at import, so subprocesses (notebook kernels, app
+servers) inherit it.
 """
 
+import os
 from pathlib import Path
 
 import pytest
+
+os.environ.setdefault("SAM2_UI_PRECISION", "fp32")
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from apps.gradio_app import BUTTON_COMMANDS, App, _parse_key, parse_args
-from apps.model_loading import ModelLoadError, load_predictor
+from apps.model_loading import ModelLoadError, choose_precision, load_predictor
 from apps.registry import SessionRegistry
 from apps.uploads import AppLimits, check_upload
 from sam2_ui.errors import SessionError
@@ -278,6 +278,41 @@ def test_the_app_loads_an_official_format_checkpoint(tmp_path):
     assert loaded.image_size == 256
     args = parse_args(["--checkpoint", str(path), "--max-seconds", "5", "--port", "7999"])
     assert args.checkpoint == path and args.max_seconds == 5 and args.port == 7999 and args.host is None
+
+
+def test_the_page_and_every_view_say_which_precision_runs(app, monkeypatch, tmp_path, clip):
+    from model.loading import precision as prec
+
+    def model_info(demo: gr.Blocks) -> str:
+        return next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "sam2-model-info").value
+
+    assert app.precision == "fp32" and "Runs in fp32 on CPU" in model_info(app.demo)  # SAM2_UI_PRECISION
+    monkeypatch.setattr(prec, "fast_bf16", lambda device: "AVX-512 BF16")
+    bf16 = App(predictor(), TEST_LIMITS, work_root=tmp_path, model_label="tiny on cpu", precision="bf16")
+    bf16.demo = bf16.build()
+    try:
+        assert "Model: tiny on cpu · Runs in bf16 autocast on CPU (AVX-512 BF16)" in model_info(bf16.demo)
+        tab = Tab(bf16, "handlers-bf16")
+        out = tab("open", str(clip))
+        assert out[VIEW]["precision"] == "bf16 autocast on CPU (AVX-512 BF16)"
+        assert tab.ui.session.precision == "bf16"
+    finally:
+        bf16.registry.close_all()
+
+
+def test_precision_comes_from_the_command_line_and_bf16_where_slow_stops_with_a_message(monkeypatch):
+    from model.loading import precision as prec
+
+    assert parse_args([]).precision == "auto" and parse_args(["--precision", "bf16"]).precision == "bf16"
+    with pytest.raises(SystemExit):
+        parse_args(["--precision", "fp16"])
+    monkeypatch.setattr(prec, "fast_bf16", lambda device: None)
+    with pytest.raises(ModelLoadError, match="CPU has no fast bf16.*--precision"):
+        choose_precision("bf16", predictor())
+    monkeypatch.setenv(prec.PRECISION_ENV, "auto")
+    assert choose_precision("auto", predictor()) == "fp32"
+    monkeypatch.setattr(prec, "fast_bf16", lambda device: "AMX")
+    assert choose_precision("auto", predictor()) == "bf16"
 
 
 def test_zero_gpu_duration_grows_with_the_frames_of_the_tab_s_video(app, clip):

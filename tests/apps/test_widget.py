@@ -286,6 +286,20 @@ def test_show_opens_media_in_one_line(tmp_path):
     widget.close()
 
 
+def test_the_status_line_says_which_precision_runs(monkeypatch):
+    from model.loading import precision as prec
+
+    monkeypatch.setattr(prec, "fast_bf16", lambda device: "AVX-512 BF16")
+    widget = open_widget()
+    assert "· fp32 on CPU</span>" in widget.status.value  # the tests run in fp32 (SAM2_UI_PRECISION)
+    widget = sam2_ui.show(make_frames(), predictor(), display_size=(WIDTH, HEIGHT), precision="bf16")
+    OPEN.append(widget)
+    assert widget.session.precision == "bf16"
+    assert "· bf16 autocast on CPU (AVX-512 BF16)</span>" in widget.status.value
+    click_frame_pixel(widget, *disc_centre(0))  # every redraw keeps it
+    assert widget.session.masks(0) and "bf16 autocast on CPU" in widget.status.value
+
+
 def test_the_same_events_give_the_same_masks_as_the_gradio_app(tmp_path):
     """One sequence of user events through both front ends' handlers: clicks (one a right click), keys
     (add object, box tool, undo, redo), a box from two clicks and a tracking run."""

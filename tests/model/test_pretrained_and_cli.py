@@ -81,6 +81,31 @@ def test_cli_writes_the_mask_the_predictor_gives(tmp_path, tiny_checkpoint):
     assert Image.open(overlay).size == (160, 120)
 
 
+def test_cli_runs_in_the_precision_asked_and_says_which(tmp_path, tiny_checkpoint, monkeypatch, capsys):
+    from model.loading import precision as prec
+
+    image_path = tmp_path / "in.png"
+    Image.fromarray(shapes_image(60, 80, seed=2)).save(image_path)
+    args = ["--image", str(image_path), "--point", "30,20", "--out", str(tmp_path / "m.png")]
+    args += ["--checkpoint", str(tiny_checkpoint)]
+    monkeypatch.setattr(prec, "fast_bf16", lambda device: None)
+    with pytest.raises(SystemExit, match="CPU has no fast bf16.*--precision"):
+        cli.main([*args, "--precision", "bf16"])
+    monkeypatch.setattr(prec, "fast_bf16", lambda device: "AVX-512 BF16")
+    ran_in = []
+    real_autocast = cli.inference_autocast
+
+    def spy(device, precision):
+        ran_in.append(precision)
+        return real_autocast(device, precision)
+
+    monkeypatch.setattr(cli, "inference_autocast", spy)
+    assert cli.main([*args, "--precision", "bf16"]) == 0
+    assert ran_in == ["bf16"] and "; bf16 autocast on CPU (AVX-512 BF16))" in capsys.readouterr().out
+    assert cli.main(args) == 0  # auto, replaced by the test suite's SAM2_UI_PRECISION=fp32
+    assert ran_in == ["bf16", "fp32"] and "; fp32 on CPU)" in capsys.readouterr().out
+
+
 def test_cli_rejects_a_click_outside_the_image(tmp_path, tiny_checkpoint):
     image_path = tmp_path / "in.png"
     Image.fromarray(shapes_image(50, 60)).save(image_path)
