@@ -13,10 +13,12 @@ about twice the fp32 matmul rate; elsewhere bf16 is emulated and slower than fp3
 from __future__ import annotations
 
 import os
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from typing import Literal
 
 import torch
+
+from model.network.attention import fast_bf16_cpu_attention
 
 Precision = Literal["fp32", "bf16"]
 PRECISION_CHOICES = ("auto", "fp32", "bf16")
@@ -86,12 +88,18 @@ def resolve_precision(requested: str = "auto", device: str | torch.device = "cpu
 
 
 def inference_autocast(device: str | torch.device, precision: Precision) -> AbstractContextManager:
-    """The context to run the model in: bf16 autocast on ``device``'s type, or nothing for fp32."""
+    """The context to run the model in: nothing for fp32; for bf16, autocast on ``device``'s type and, on
+    the CPU, the bf16 attention kernel (`model.network.attention.fast_bf16_cpu_attention`)."""
     if precision == "fp32":
         return nullcontext()
     if precision != "bf16":
         raise ValueError(f"precision must be 'fp32' or 'bf16' (resolve 'auto' first), not {precision!r}")
-    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+    kind = torch.device(device).type
+    stack = ExitStack()
+    stack.enter_context(torch.autocast(kind, dtype=torch.bfloat16))
+    if kind == "cpu":
+        stack.enter_context(fast_bf16_cpu_attention())
+    return stack
 
 
 def describe_precision(device: str | torch.device, precision: Precision) -> str:

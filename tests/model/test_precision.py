@@ -129,3 +129,34 @@ def test_the_description_says_mode_device_and_why(monkeypatch):
     assert describe_precision("mps", "fp32") == "fp32 on Apple MPS (no fast bf16 here)"
     pretend_fast_bf16(monkeypatch, "NVIDIA H100")
     assert describe_precision("cuda:0", "bf16") == "bf16 autocast on CUDA:0 (NVIDIA H100)"
+
+
+def test_fast_bf16_cpu_attention_runs_only_when_switched_on_and_stays_close_to_fp32():
+    import torch.nn.functional as F
+
+    from model.network.attention import Attention, bf16_cpu_attention, fast_bf16_cpu_attention
+
+    torch.manual_seed(0)
+    attention = Attention(64, num_heads=2).eval()
+    q, k, v = (torch.randn(1, 2, n, 32) for n in (1100, 700, 700))  # two query chunks and a remainder
+    q16, k16, v16 = q.bfloat16(), k.bfloat16(), v.bfloat16()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        plain = attention.out_proj(attention.merge_heads(F.scaled_dot_product_attention(q16, k16, v16)))
+        assert torch.equal(attention.attend(q16, k16, v16), plain)  # off: the fused kernel, as official
+        with fast_bf16_cpu_attention():
+            fast = attention.attend(q16, k16, v16)
+        expected = attention.out_proj(attention.merge_heads(bf16_cpu_attention(q16, k16, v16)))
+        assert torch.equal(fast, expected)
+        assert not torch.equal(fast, plain)
+    exact = F.scaled_dot_product_attention(q, k, v)
+    assert (bf16_cpu_attention(q16, k16, v16).float() - exact).abs().max() < 2e-2
+
+
+def test_the_engine_bf16_context_switches_the_fast_cpu_attention_on():
+    from model.network import attention
+
+    with prec.inference_autocast("cpu", "bf16"):
+        assert attention._FAST_BF16_CPU.get() and torch.is_autocast_enabled("cpu")
+    assert not attention._FAST_BF16_CPU.get()
+    with prec.inference_autocast("cpu", "fp32"):
+        assert not attention._FAST_BF16_CPU.get()
