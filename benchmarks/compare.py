@@ -1,7 +1,8 @@
 """Side-by-side speed of ours and the official ``sam2==1.1.0``: same random weights, same inputs.
 
-The official model is built with seeded random weights and written as an official checkpoint; ours loads
-that file, the official side is built from it by the official builders. Both run the same inputs,
+The official model is built with seeded random weights and written as an official checkpoint (or
+``--checkpoint`` names a real one); ours loads that file, the official side is built from it by the
+official builders. Both run the same inputs,
 alternating (ours, official, ours, ...) after one warm-up each; tracking steps the two predictors frame by
 frame in turn. Prints a table of medians and ratios (official time / our time = our speed-up) with the
 targets of issue 10, and writes it as JSON. Rows, per precision (fp32: no autocast; bf16: both sides
@@ -30,6 +31,7 @@ import platform
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
@@ -43,6 +45,7 @@ from benchmarks.compare_report import (
     MEMORY,
     TIME,
     Row,
+    Samples,
     agreement_row,
     format_table,
     fps_row,
@@ -72,7 +75,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--size", choices=SIZES, default="tiny")
     parser.add_argument("--family", choices=("sam2.1", "sam2"), default="sam2.1", help="SAM 2.1 or SAM 2")
     parser.add_argument("--image-size", type=int, help="model input size (default 1024; quick 256)")
-    parser.add_argument("--precision", choices=("fp32", "bf16", "both"), default="both")
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "both"),
+        default="both",
+        help="both (default) also compares our bf16 with the official fp32",
+    )
     parser.add_argument(
         "--repeats", type=int, help="measured runs per side of the image and open rows (3; quick 2)"
     )
@@ -99,6 +107,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--skip-rss", action="store_true", help="leave out the peak RSS rows")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights")
+    parser.add_argument(
+        "--checkpoint", type=Path, help="an official .pt of the chosen size to use instead of random weights"
+    )
     parser.add_argument("--check", action="store_true", help="exit with status 1 when a target is missed")
     args = parser.parse_args(argv)
     quick = args.quick
@@ -127,6 +138,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(
             "--repeats and --passes must be at least 1, --clicks at least 2 (a first and a next click)"
         )
+    if args.open_frames[0] >= args.open_frames[1] or args.rss_frames[0] >= args.rss_frames[1]:
+        parser.error("--open-frames and --rss-frames take a short and a longer clip: SHORT,LONG")
+    if args.checkpoint is not None and not args.checkpoint.is_file():
+        parser.error(f"--checkpoint {args.checkpoint}: no such file (give an official sam2.1_hiera_*.pt)")
     if args.json is None:
         name = f"compare-{args.device}-{args.size}-{args.image_size}-{args.precision}.json"
         args.json = ROOT / "benchmarks" / "results" / name
@@ -180,19 +195,22 @@ def precision_rows(key_results: dict, precision: str, args: argparse.Namespace, 
     ]
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    started = time.perf_counter()
-    config = setup.config_name(args.size, args.family)
-    precisions = ["fp32", "bf16"] if args.precision == "both" else [args.precision]
-    (width, height), (short, long) = args.frame_size, args.open_frames
-    log(
-        f"benchmarks.compare: {config} at image size {args.image_size} on {args.device} "
-        f"({machine_description(args.device)}), precision {args.precision}; "
-        f"load average at start: {setup.load_average()}"
-    )
+@dataclass
+class Measured:
+    """Everything one run measured, before it becomes rows."""
+
+    results: dict[str, dict[str, Samples]] = field(default_factory=dict)  # precision -> row key -> samples
+    masks: dict[str, dict] = field(default_factory=dict)  # precision -> side -> frame -> N, H, W bool
+    skipped: dict[str, dict[int, str]] = field(default_factory=dict)  # precision -> open frames -> why
+    rss: dict | None = None  # side -> frames -> video_memory.Result
+    cuda: dict | None = None  # "memory": side -> MiB; "compiled": seconds per frame
+
+
+def row_labels(args: argparse.Namespace) -> dict[str, str]:
+    """Row key -> what the table calls it (also the order of the timing rows)."""
     corrected = f"tracked frame {args.click_frame}"
-    labels = {
+    short, long = args.open_frames
+    return {
         "embedding": "image embedding: set_image 1280x720",
         "click": "click-to-mask on the embedded image",
         "correction_first": f"correction click on {corrected}: first",
@@ -202,61 +220,77 @@ def main(argv: list[str] | None = None) -> int:
         f"open_{short}": f"open-to-first-mask, {short}-frame video",
         f"open_{long}": f"open-to-first-mask, {long}-frame video",
     }
-    results: dict[str, dict] = {}
-    masks: dict[str, dict] = {}
-    skipped: dict[str, dict[int, str]] = {}
-    rss = cuda_extra = None
-    with tempfile.TemporaryDirectory(prefix="compare_") as tmp:
-        work = Path(tmp)
-        log("writing the random-weight official checkpoint and the clips ...")
-        checkpoint = setup.write_official_checkpoint(config, work / f"{config}.pt", seed=args.seed)
-        image, image_point = setup.sample_image()
-        clip = setup.write_track_clip(
-            work / "track", args.track_frames, width, height, args.click_frame, args.clicks
-        )
-        open_clips = {
-            n: setup.write_open_clip(work / f"open_{n}", n, width, height) for n in args.open_frames
-        }
-        sides = setup.build_sides(config, checkpoint, args.image_size, args.device)
-        for precision in precisions:
-            log(f"[{precision}] image embedding and click ...")
-            found = measure.measure_image(sides, image, image_point, args.device, precision, args.repeats)
-            what = f"{args.track_frames} frames, 1 and 3 objects, {args.clicks} clicks"
-            log(f"[{precision}] tracking {what} ...")
-            tracked, masks[precision] = measure.measure_video(
-                sides, clip, args.device, precision, args.skip_frames, args.passes
-            )
-            found.update(tracked)
-            fit, skipped[precision] = open_clips_that_fit(open_clips, args.image_size)
-            log(f"[{precision}] open-to-first-mask on {sorted(fit)} frames ...")
-            found.update(measure.measure_open(sides, fit, args.device, precision, args.repeats))
-            results[precision] = found
-        if args.device == "cuda":
-            log("[cuda] peak CUDA memory of tracking; the vos_optimized=True predictors (compiling) ...")
-            cuda_extra = {"memory": measure.measure_cuda_memory(sides, clip, args.device, args.skip_frames)}
-            del sides
-            setup.release(args.device)
-            compiled = setup.build_sides(config, checkpoint, args.image_size, args.device, vos_optimized=True)
-            cuda_extra["compiled"] = measure.measure_compiled(compiled, clip, args.device, args.skip_frames)
-        if not args.skip_rss:
-            log(f"peak RSS of tracking {args.rss_frames} frames, each side in a fresh process ...")
-            rss_clips = {
-                n: setup.write_open_clip(work / f"rss_{n}", n, width, height) for n in args.rss_frames
-            }
-            rss = measure.measure_rss(config, checkpoint, rss_clips, args.rss_image_size)
 
-    rows = build_rows(args, precisions, results, masks, skipped, labels, rss, cuda_extra)
+
+def measure_all(args: argparse.Namespace, config: str, precisions: list[str], work: Path) -> Measured:
+    """Write the weights and clips into ``work``, build both sides and run every measurement."""
+    width, height = args.frame_size
+    log("writing the clips" + ("" if args.checkpoint else " and the random-weight official checkpoint"))
+    checkpoint = args.checkpoint or setup.write_official_checkpoint(config, work / f"{config}.pt", args.seed)
+    image, image_point = setup.sample_image()
+    clip = setup.write_track_clip(
+        work / "track", args.track_frames, width, height, args.click_frame, args.clicks
+    )
+    open_clips = {n: setup.write_open_clip(work / f"open_{n}", n, width, height) for n in args.open_frames}
+    sides = setup.build_sides(config, checkpoint, args.image_size, args.device)
+    measured = Measured()
+    for precision in precisions:
+        log(f"[{precision}] image embedding and click ...")
+        found = measure.measure_image(sides, image, image_point, args.device, precision, args.repeats)
+        log(f"[{precision}] tracking {args.track_frames} frames, 1 and 3 objects, {args.clicks} clicks ...")
+        tracked, measured.masks[precision] = measure.measure_video(
+            sides, clip, args.device, precision, args.skip_frames, args.passes
+        )
+        found.update(tracked)
+        fit, measured.skipped[precision] = open_clips_that_fit(open_clips, args.image_size)
+        log(f"[{precision}] open-to-first-mask on {sorted(fit)} frames ...")
+        found.update(measure.measure_open(sides, fit, args.device, precision, args.repeats))
+        measured.results[precision] = found
+    if args.device == "cuda":
+        log("[cuda] peak CUDA memory of tracking; the vos_optimized=True predictors (compiling) ...")
+        measured.cuda = {"memory": measure.measure_cuda_memory(sides, clip, args.device, args.skip_frames)}
+        del sides
+        setup.release(args.device)
+        compiled = setup.build_sides(config, checkpoint, args.image_size, args.device, vos_optimized=True)
+        measured.cuda["compiled"] = measure.measure_compiled(compiled, clip, args.device, args.skip_frames)
+    if not args.skip_rss:
+        log(f"peak RSS of tracking {args.rss_frames} frames, each side in a fresh process ...")
+        rss_clips = {n: setup.write_open_clip(work / f"rss_{n}", n, width, height) for n in args.rss_frames}
+        measured.rss = measure.measure_rss(config, checkpoint, rss_clips, args.rss_image_size)
+    return measured
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    config = setup.config_name(args.size, args.family)
+    precisions = ["fp32", "bf16"] if args.precision == "both" else [args.precision]
+    load_at_start = setup.load_average()
+    log(
+        f"benchmarks.compare: {config} at image size {args.image_size} on {args.device} "
+        f"({machine_description(args.device)}), precision {args.precision}; "
+        f"load average at start: {load_at_start}"
+    )
+    with tempfile.TemporaryDirectory(prefix="compare_") as tmp:
+        measured = measure_all(args, config, precisions, Path(tmp))
+    rows = build_rows(args, precisions, measured)
     print()
     print(format_table(rows))
     print(summary(rows))
+    if args.checkpoint is None:
+        print(
+            "Random weights: their mask logits sit near 0, so bf16 rounding flips many more pixels than with "
+            "trained weights; judge the bf16 IoU rows with --checkpoint (an official .pt)."
+        )
     meta = {
         "command": "python -m benchmarks.compare " + " ".join(sys.argv[1:] if argv is None else argv),
         "config": config,
+        "weights": str(args.checkpoint) if args.checkpoint else f"random, seed {args.seed}",
         "device": args.device,
         "machine": machine_description(args.device),
         "image_size": args.image_size,
         "precisions": precisions,
-        "frame_size": [width, height],
+        "frame_size": list(args.frame_size),
         "repeats": args.repeats,
         "passes": args.passes,
         "track_frames": args.track_frames,
@@ -264,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         "rss_image_size": args.rss_image_size,
         "torch": torch.__version__,
         "official": f"sam2 {metadata.version('sam2')}",
+        "load_average_start": load_at_start,
         "load_average_end": setup.load_average(),
         "seconds": round(time.perf_counter() - started, 1),
     }
@@ -272,8 +307,11 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if args.check and any(row.met is False for row in rows) else 0
 
 
-def build_rows(args, precisions, results, masks, skipped, labels, rss, cuda_extra) -> list[Row]:
+def build_rows(args: argparse.Namespace, precisions: list[str], measured: Measured) -> list[Row]:
     """Every row of the table, in order: per precision, then bf16 against fp32, memory, CUDA extras."""
+    labels = row_labels(args)
+    results, masks, skipped = measured.results, measured.masks, measured.skipped
+    rss, cuda_extra = measured.rss, measured.cuda
     rows: list[Row] = []
     for precision in precisions:
         rows += precision_rows(results[precision], precision, args, labels)
@@ -305,17 +343,18 @@ def build_rows(args, precisions, results, masks, skipped, labels, rss, cuda_extr
         short, long = args.rss_frames
         where = f"CPU fp32 @{args.rss_image_size}"
         for frames in (short, long):
-            rows.append(
-                Row(
-                    f"rss_{frames}",
-                    f"peak RSS tracking {frames} frames ({where})",
-                    "fp32",
-                    MEMORY,
-                    rss["ours"][frames],
-                    rss["official"][frames],
-                )
+            ours, official = rss["ours"][frames], rss["official"][frames]
+            note = (
+                f"RSS after building the predictor: ours {ours.baseline_mib:.0f} MiB, "
+                f"official {official.baseline_mib:.0f} MiB"
             )
-        growth = {name: rss[name][long] / rss[name][short] for name in rss}
+            if not (ours.hwm_reset and official.hwm_reset):
+                note += "; the high water mark could not be reset: peaks include model loading"
+            label = f"peak RSS tracking {frames} frames ({where})"
+            rows.append(
+                Row(f"rss_{frames}", label, "fp32", MEMORY, ours.peak_mib, official.peak_mib, note=note)
+            )
+        growth = {name: rss[name][long].peak_mib / rss[name][short].peak_mib for name in rss}
         label = f"peak RSS {long} / {short} frames"
         target = target_for("rss_growth", "fp32", args.device)
         rows.append(Row("rss_growth", label, "fp32", GROWTH, growth["ours"], growth["official"], target))

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from benchmarks.compare_setup import SIDES, Side, TrackClip, precision_context, release, synchronize, timed
+from benchmarks.video_memory import Result, Spec, run_child
 
 Samples = dict[str, list[float]]  # side ("ours" | "official") -> seconds (or MiB) per run
 
@@ -240,20 +241,19 @@ def measure_rss(
     clips: dict[int, tuple[Path, tuple[float, float]]],
     image_size: int,
     timeout: float = 3600.0,
-) -> dict[str, dict[int, float]]:
-    """Peak RSS (MiB) of tracking each clip, each side in a fresh process (``benchmarks.video_memory``).
+) -> dict[str, dict[int, Result]]:
+    """Peak RSS of tracking each clip, each side in a fresh process (``benchmarks.video_memory``).
 
     The child builds one predictor on the CPU in fp32, resets its RSS high water mark, then runs
-    ``init_state``, one click on frame 0 and a full forward propagation; the peak is that of this phase.
+    ``init_state``, one click on frame 0 and a full forward propagation: ``Result.peak_mib`` is the peak
+    RSS of the whole process during that phase, so model loading's transient peak is left out.
     """
-    from benchmarks.video_memory import Spec, run_child
-
-    peaks: dict[str, dict[int, float]] = {name: {} for name in SIDES}
+    peaks: dict[str, dict[int, Result]] = {name: {} for name in SIDES}
     for frames, (folder, point) in sorted(clips.items()):
         for name in SIDES:
             spec = Spec(name, "track", str(folder), frames, config, image_size, str(checkpoint), point)
             result = run_child(spec, timeout)
             if result.tracked_frames != frames:
                 raise RuntimeError(f"{name} tracked {result.tracked_frames} of {frames} frames")
-            peaks[name][frames] = result.peak_mib
+            peaks[name][frames] = result
     return peaks

@@ -25,17 +25,17 @@ TINY = [
     "--frame-size",
     "128x96",
     "--track-frames",
-    "4",
+    "3",
     "--skip-frames",
     "2",
     "--click-frame",
-    "2",
+    "1",
     "--clicks",
     "2",
     "--open-frames",
-    "3,12",
+    "2,6",
     "--rss-frames",
-    "2,4",
+    "1,3",
     "--repeats",
     "1",
 ]
@@ -46,8 +46,8 @@ PER_PRECISION = {
     "correction_next",
     "track_1",
     "track_3",
-    "open_3",
-    "open_12",
+    "open_2",
+    "open_6",
     "iou_official",
 }
 TWO_SIDED = {"time", "memory", "growth"}
@@ -68,7 +68,7 @@ def test_quick_run_reports_every_row_with_both_sides_positive(report):
     rows = data["rows"]
     expected = {(key, precision) for key in PER_PRECISION for precision in ("fp32", "bf16")}
     expected |= {(key, BF16_VS_FP32) for key in ("embedding", "track_1", "track_3", "iou_official_fp32")}
-    expected |= {("iou_ours_fp32", "bf16"), ("rss_2", "fp32"), ("rss_4", "fp32"), ("rss_growth", "fp32")}
+    expected |= {("iou_ours_fp32", "bf16"), ("rss_1", "fp32"), ("rss_3", "fp32"), ("rss_growth", "fp32")}
     assert {(row["key"], row["precision"]) for row in rows} == expected
     for row in rows:
         label = f"{row['key']} [{row['precision']}]"
