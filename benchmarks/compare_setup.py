@@ -24,6 +24,7 @@ import torch
 from benchmarks.video_memory import write_clip
 from model import SAM2ImagePredictor, build_sam2, build_sam2_video_predictor
 from model.loading.configs import resolve_config
+from model.network.attention import fast_bf16_cpu_attention
 from tests.support.video_clips import POLE_X0, POLE_X1, make_clip, write_jpeg_folder
 
 SIDES = ("ours", "official")
@@ -119,7 +120,9 @@ def build_sides(
 @contextlib.contextmanager
 def precision_context(device: str, precision: str) -> Iterator[None]:
     """Inference mode, plus bf16 autocast for ``"bf16"`` (how the official scripts run, with TF32 for the
-    matmuls left in fp32 on CUDA, as they set it); ``"fp32"`` runs plain."""
+    matmuls left in fp32 on CUDA, as they set it); ``"fp32"`` runs plain. On the CPU, bf16 also switches on
+    our bf16 attention kernel, as the engine's bf16 mode does (`model.loading.precision.inference_autocast`);
+    it touches only our side."""
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"precision must be 'fp32' or 'bf16', not {precision!r}")
     bf16 = precision == "bf16"
@@ -127,6 +130,7 @@ def precision_context(device: str, precision: str) -> Iterator[None]:
         torch.inference_mode(),
         torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=bf16),
         tf32_matmuls(enabled=bf16 and device == "cuda"),
+        fast_bf16_cpu_attention(enabled=bf16 and device == "cpu"),
     ):
         yield
 
