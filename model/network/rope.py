@@ -99,7 +99,7 @@ class AxialRoPE:
         q = rotate_pairs(q, rotation, use_complex)
         if num_rot == 0:
             return q, k
-        frames, rest = divmod(num_rot, num_q)
+        frames, rest = num_rot // num_q, num_rot % num_q  # not divmod: torch.compile traces these as symbols
         if rest or (frames != 1 and not repeat_k):
             raise ValueError(
                 f"{num_rot} rotated keys do not match {num_q} queries"

@@ -12,6 +12,7 @@ from typing import TypeVar
 import torch
 
 from model.loading.build import build_sam2
+from model.loading.compile import compile_components
 from model.loading.configs import SAM2Config
 
 P = TypeVar("P")
@@ -62,9 +63,11 @@ def build_video_predictor(
       apply_postprocessing: the official video defaults: the dynamic multimask fallback, binarised masks
         for the memory of clicked frames, and filling holes of up to 8 pixels in the low-resolution logits.
         Keyword arguments override the last two.
-      vos_optimized: ``torch.compile`` the memory attention and memory encoder (their shapes vary little
-        while tracking); accepted and ignored where ``torch.compile`` is unavailable. Results can drift
-        slightly from the eager ones, as with the official option.
+      vos_optimized: ``torch.compile`` the image encoder, memory encoder, memory attention, prompt encoder
+        and mask decoder (``model.loading.compile``; ``max-autotune`` with CUDA graphs on CUDA). The first
+        frames are slow while they compile (minutes). Where compilation cannot work (no C++ compiler for the
+        CPU, a device other than CUDA or CPU) a warning says so and the model runs uncompiled. Results can
+        drift slightly from the eager ones, as with the official option.
       **kwargs: ``SAM2VideoPredictor`` options (``fill_hole_area``, ``non_overlap_masks``,
         ``clear_non_cond_mem_around_input``, ``add_all_frames_to_correct_as_cond``,
         ``binarize_mask_from_pts_for_mem_enc``, ``state_ram_budget_mb``, ``feature_cache_size``); the
@@ -87,7 +90,6 @@ def build_video_predictor(
         apply_postprocessing=apply_postprocessing,
         image_size=image_size,
     )
-    if vos_optimized and hasattr(torch, "compile"):
-        model.memory_attention.forward = torch.compile(model.memory_attention.forward, dynamic=True)
-        model.memory_encoder.forward = torch.compile(model.memory_encoder.forward, dynamic=False)
+    if vos_optimized:
+        compile_components(model)
     return predictor_class(model, **options)
