@@ -59,7 +59,10 @@ class SAM2VideoPredictor(PredictorBookkeeping):
       binarize_mask_from_pts_for_mem_enc: encode clicked frames into memory from the thresholded mask.
       state_ram_budget_mb: per-state budget for stored outputs kept in memory; beyond it the least recently
         used ones go to a temporary folder (``None``: no limit). Results do not depend on it.
-      feature_cache_size: how many frames' image features stay cached.
+      feature_cache_size: how many frames' image features stay cached (recently visited frames: scrubbing
+        back and clicking does not re-encode; also bounded by bytes, see `FrameFeatures`).
+      prefetch_frames: how many frames ahead of a tracking run a background thread decodes and resizes
+        (0: decode on demand only). Results do not depend on it.
       memory_kv_budget_mb: per-state budget for memory keys/values projected once per memory frame and
         reused by the frames that read it (0: project them every time). Results do not depend on it.
       conditioned_cache_size: how many (object, frame) memory-conditioned features are kept, so that a
@@ -76,7 +79,8 @@ class SAM2VideoPredictor(PredictorBookkeeping):
         add_all_frames_to_correct_as_cond: bool = False,
         binarize_mask_from_pts_for_mem_enc: bool = False,
         state_ram_budget_mb: float | None = DEFAULT_RAM_BUDGET_MB,
-        feature_cache_size: int = 2,
+        feature_cache_size: int = 16,
+        prefetch_frames: int = 4,
         memory_kv_budget_mb: float = DEFAULT_KV_BUDGET_MB,
         conditioned_cache_size: int = DEFAULT_CONDITIONED_FRAMES,
         batch_objects: bool = True,
@@ -89,6 +93,7 @@ class SAM2VideoPredictor(PredictorBookkeeping):
         self.binarize_mask_from_pts_for_mem_enc = binarize_mask_from_pts_for_mem_enc
         self.state_ram_budget_mb = state_ram_budget_mb
         self.feature_cache_size = feature_cache_size
+        self.prefetch_frames = prefetch_frames
         self.memory_kv_budget_mb = memory_kv_budget_mb
         self.conditioned_cache_size = conditioned_cache_size
         self.batch_objects = batch_objects
@@ -124,7 +129,8 @@ class SAM2VideoPredictor(PredictorBookkeeping):
           video_path: anything ``model.video_frames.open_frames`` accepts: a folder of JPEG frames
             ("00000.jpg", ...), any folder of images, a video file, a T,H,W,3 uint8 array or a list of frames.
           offload_video_to_cpu, async_loading_frames: accepted for compatibility; frames are always decoded
-            lazily on the CPU and only the current one goes to the device.
+            lazily on the CPU (a few ahead of a tracking run, on a background thread) and only the current
+            one goes to the device.
           offload_state_to_cpu: keep stored masks and memories on the CPU (saves GPU memory).
         Returns:
           a ``VideoState``; ``state["num_frames"]``, ``state["video_height"]`` etc. work as with the official
@@ -136,7 +142,13 @@ class SAM2VideoPredictor(PredictorBookkeeping):
         budget = None if self.state_ram_budget_mb is None else int(self.state_ram_budget_mb * 2**20)
         state = VideoState(
             frames=frames,
-            features=FrameFeatures(self.model, frames, device, capacity=self.feature_cache_size),
+            features=FrameFeatures(
+                self.model,
+                frames,
+                device,
+                capacity=self.feature_cache_size,
+                prefetch_frames=self.prefetch_frames,
+            ),
             device=device,
             storage_device=torch.device("cpu") if offload_state_to_cpu else device,
             ram_budget_bytes=budget,
@@ -389,6 +401,7 @@ class SAM2VideoPredictor(PredictorBookkeeping):
             end = min(start_frame_idx + max_frame_num_to_track, state.num_frames - 1)
             order = range(start_frame_idx, end + 1)
 
+        state.features.prefetch(order)
         for frame_idx in order:
             per_object: list[torch.Tensor | None] = []
             to_track = []
