@@ -13,11 +13,14 @@ Two things repeat while tracking and clicking, and both are kept here, per infer
   memory attention is the same, so it is kept for the most recently conditioned frames and reused.
 
 Both caches are bounded (bytes for keys/values, a count for conditioned features) and evict the least
-recently used entries; a miss recomputes, so results never depend on the bounds.
+recently used entries; a miss recomputes, so results never depend on the bounds. They hold the stored
+outputs they were computed from only weakly: a replaced output is released as before, and its kept results
+can no longer match anything.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -46,8 +49,8 @@ def _nbytes(kv: list[LayerKV]) -> int:
 
 @dataclass
 class _Conditioned:
-    spatial: tuple  # (slot, frame, entry) as read
-    pointers: tuple  # (offset, frame, entry) as read
+    spatial: tuple  # (slot, frame, weak reference to the entry) as read
+    pointers: tuple  # (offset, frame, weak reference to the entry) as read
     context: tuple  # reverse, number of frames, numeric mode
     features: torch.Tensor  # 1, 256, h, w
 
@@ -67,9 +70,9 @@ class MemoryCache:
     ) -> None:
         self.kv_budget_bytes = max(0, int(kv_budget_bytes))
         self.conditioned_frames = max(0, int(conditioned_frames))
-        self._frames: OrderedDict[tuple, tuple[Any, list[LayerKV], int]] = OrderedDict()
+        self._frames: OrderedDict[tuple, tuple[weakref.ref, list[LayerKV], int]] = OrderedDict()
         self._offsets: dict[tuple, list[torch.Tensor]] = {}
-        self._conditioned: OrderedDict[tuple[int, int], tuple[Any, _Conditioned]] = OrderedDict()
+        self._conditioned: OrderedDict[tuple[int, int], tuple[weakref.ref, _Conditioned]] = OrderedDict()
         self.kv_bytes = 0
         self.stats = {"kv_hits": 0, "kv_misses": 0, "conditioned_hits": 0, "conditioned_misses": 0}
 
@@ -90,7 +93,7 @@ class MemoryCache:
         """
         key = (id(entry), id(memory_pos), numeric_mode(device, dtype), str(device))
         hit = self._frames.get(key)
-        if hit is not None and hit[0] is entry:
+        if hit is not None and hit[0]() is entry:
             self._frames.move_to_end(key)
             self.stats["kv_hits"] += 1
             return hit[1]
@@ -127,7 +130,7 @@ class MemoryCache:
         old = self._frames.pop(key, None)
         if old is not None:
             self.kv_bytes -= old[2]
-        self._frames[key] = (entry, kv, size)  # holding the entry keeps its id from being reused
+        self._frames[key] = (weakref.ref(entry), kv, size)  # a dead reference never matches a reused id
         self.kv_bytes += size
         while self.kv_bytes > self.kv_budget_bytes:
             _, (_, _, evicted) = self._frames.popitem(last=False)
@@ -138,7 +141,7 @@ class MemoryCache:
         """The conditioned features kept for ``owner`` (an object's track) on a frame if they were computed
         from the same memory read (same slots, frames and stored outputs) in the same context; else None."""
         hit = self._conditioned.get((id(owner), frame_idx))
-        if hit is None or hit[0] is not owner:
+        if hit is None or hit[0]() is not owner:
             self.stats["conditioned_misses"] += 1
             return None
         kept = hit[1]
@@ -167,7 +170,8 @@ class MemoryCache:
             return
         key = (id(owner), frame_idx)
         self._conditioned.pop(key, None)
-        self._conditioned[key] = (owner, _Conditioned(spatial, pointers, context, features))
+        weak = _Conditioned(_weak(spatial), _weak(pointers), context, features)
+        self._conditioned[key] = (weakref.ref(owner), weak)
         while len(self._conditioned) > self.conditioned_frames:
             self._conditioned.popitem(last=False)
 
@@ -178,6 +182,13 @@ class MemoryCache:
         self.kv_bytes = 0
 
 
-def _same_read(a: tuple, b: tuple) -> bool:
-    """Two memory reads name the same (position, frame) pairs and the very same stored outputs."""
-    return len(a) == len(b) and all(x[0] == y[0] and x[1] == y[1] and x[2] is y[2] for x, y in zip(a, b))
+def _weak(read: tuple) -> tuple:
+    """(position, frame, entry) triples with the entries held weakly."""
+    return tuple((position, frame, weakref.ref(entry)) for position, frame, entry in read)
+
+
+def _same_read(kept: tuple, read: tuple) -> bool:
+    """A kept read (weak entries) names the same (position, frame) pairs and the very same stored outputs."""
+    return len(kept) == len(read) and all(
+        x[0] == y[0] and x[1] == y[1] and x[2]() is y[2] for x, y in zip(kept, read)
+    )
