@@ -29,7 +29,8 @@ import torch
 
 from model.network.sam2 import SAM2Model
 
-DEFAULT_KV_BUDGET_MB = 512.0
+DEFAULT_KV_BUDGET_MB = 768.0
+DEFAULT_KV_FRAMES = 32  # a tracked frame reads 7 memory frames per object: room for 4 objects
 DEFAULT_CONDITIONED_FRAMES = 8
 
 LayerKV = tuple[torch.Tensor, torch.Tensor]  # keys, values: B, heads, N, c
@@ -61,14 +62,18 @@ class MemoryCache:
     Arguments:
       kv_budget_bytes: bytes of projected keys and values kept (0 disables that cache).
       conditioned_frames: how many (object, frame) conditioned features are kept (0 disables).
+      kv_frames: how many memory frames' keys and values are kept at most, whatever their size (the
+        bound that keeps memory flat in video length at small input sizes).
     """
 
     def __init__(
         self,
         kv_budget_bytes: int = int(DEFAULT_KV_BUDGET_MB * 2**20),
         conditioned_frames: int = DEFAULT_CONDITIONED_FRAMES,
+        kv_frames: int = DEFAULT_KV_FRAMES,
     ) -> None:
         self.kv_budget_bytes = max(0, int(kv_budget_bytes))
+        self.kv_frames = max(0, int(kv_frames))
         self.conditioned_frames = max(0, int(conditioned_frames))
         self._frames: OrderedDict[tuple, tuple[weakref.ref, list[LayerKV], int]] = OrderedDict()
         self._offsets: dict[tuple, list[torch.Tensor]] = {}
@@ -125,16 +130,23 @@ class MemoryCache:
 
     def _keep_frame(self, key: tuple, entry: Any, kv: list[LayerKV]) -> None:
         size = _nbytes(kv)
-        if size > self.kv_budget_bytes:
+        if size > self.kv_budget_bytes or self.kv_frames == 0:
             return
-        old = self._frames.pop(key, None)
-        if old is not None:
-            self.kv_bytes -= old[2]
-        self._frames[key] = (weakref.ref(entry), kv, size)  # a dead reference never matches a reused id
+        self._drop_frame(key)
+        # The output is held weakly: once it is replaced (and released), its keys and values go too.
+        ref = weakref.ref(entry, lambda dead, key=key: self._drop_frame(key, dead))
+        self._frames[key] = (ref, kv, size)
         self.kv_bytes += size
-        while self.kv_bytes > self.kv_budget_bytes:
+        while self.kv_bytes > self.kv_budget_bytes or len(self._frames) > self.kv_frames:
             _, (_, _, evicted) = self._frames.popitem(last=False)
             self.kv_bytes -= evicted
+
+    def _drop_frame(self, key: tuple, ref: weakref.ref | None = None) -> None:
+        """Forget a memory frame's keys and values (only if still held through ``ref``, when given)."""
+        kept = self._frames.get(key)
+        if kept is not None and (ref is None or kept[0] is ref):
+            del self._frames[key]
+            self.kv_bytes -= kept[2]
 
     # ------------------------------------------------------------------ conditioned features
     def conditioned(self, owner: Any, frame_idx: int, spatial: tuple, pointers: tuple, context: tuple):

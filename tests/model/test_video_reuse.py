@@ -79,7 +79,7 @@ def _assert_all_close(got: list[torch.Tensor], expected: list[torch.Tensor]) -> 
 def test_correction_clicks_on_a_tracked_frame_reuse_its_conditioned_features_and_match_recomputing():
     frames = make_frames(NUM_FRAMES)
     expected = _correction_session(_plain(), frames)
-    cached = _variant()
+    cached = _variant(memory_kv_budget_mb=256)
     calls = _CountCalls(cached.model.memory_attention)
     try:
         with torch.inference_mode():
@@ -110,7 +110,7 @@ def test_a_changed_memory_bank_is_not_served_from_the_conditioned_cache():
     memory: its kept features must not be reused, and the click equals the uncached predictor's."""
     frames = make_frames(NUM_FRAMES)
     results = []
-    for p in (_plain(), _variant()):
+    for p in (_plain(), _variant(memory_kv_budget_mb=256)):
         with torch.inference_mode():
             state = p.init_state(frames)
             points, labels = _point(0)
@@ -134,7 +134,7 @@ def test_a_changed_memory_bank_is_not_served_from_the_conditioned_cache():
 
 def test_memory_frames_are_projected_once_and_reused_by_the_frames_that_read_them():
     frames = make_frames(NUM_FRAMES)
-    p = _variant(conditioned_cache_size=0)
+    p = _variant(conditioned_cache_size=0, memory_kv_budget_mb=256)
     with torch.inference_mode():
         state = p.init_state(frames)
         points, labels = _point(0)
@@ -169,7 +169,7 @@ def _three_objects(p: SAM2VideoPredictor, frames: np.ndarray) -> list[torch.Tens
 def test_objects_tracked_as_one_batch_match_tracking_them_one_by_one():
     frames = make_frames(NUM_FRAMES)
     expected = _three_objects(_plain(), frames)
-    batched = _variant()
+    batched = _variant(memory_kv_budget_mb=256)
     calls = _CountCalls(batched.model.memory_attention)
     try:
         got = _three_objects(batched, frames)
@@ -184,7 +184,10 @@ def test_objects_tracked_as_one_batch_match_tracking_them_one_by_one():
 
 @pytest.mark.parametrize("option", ["memory_kv_budget_mb", "conditioned_cache_size"])
 def test_cache_bounds_of_zero_keep_nothing(option):
-    p = _variant(**{option: 0})
+    """Also: by default the CPU keeps no keys/values (measured slower there), CUDA does."""
+    assert _variant()._kv_budget_bytes(torch.device("cpu")) == 0
+    assert _variant()._kv_budget_bytes(torch.device("cuda")) > 0
+    p = _variant(**{"memory_kv_budget_mb": 256, option: 0})
     with torch.inference_mode():
         state = p.init_state(make_frames(4))
         points, labels = _point(0)
@@ -195,3 +198,26 @@ def test_cache_bounds_of_zero_keep_nothing(option):
         kept = cache.kv_bytes if option == "memory_kv_budget_mb" else len(cache._conditioned)
         state.close()
     assert kept == 0
+
+
+def test_kept_keys_values_are_bounded_in_count_and_dropped_with_their_stored_output():
+    from model.video.memory_cache import MemoryCache
+
+    class Entry:
+        def __init__(self) -> None:
+            self.maskmem_features = torch.randn(1, 64, 16, 16).bfloat16()
+
+    model = predictor().model
+    cache = MemoryCache(kv_budget_bytes=2**30, kv_frames=3)
+    pos = torch.randn(1, 64, 16, 16)
+    entries = [Entry() for _ in range(5)]
+    with torch.inference_mode():
+        for one in entries:
+            cache.frame_kv(model, one, pos, torch.float32, torch.device("cpu"))
+        del one
+        assert len(cache._frames) == 3  # the count bound, whatever the bytes
+        per_frame = cache.kv_bytes // 3
+        del entries[-1]  # a replaced output is released: its keys and values go with it
+        assert len(cache._frames) == 2 and cache.kv_bytes == 2 * per_frame
+        cache.frame_kv(model, entries[-1], pos, torch.float32, torch.device("cpu"))
+    assert cache.stats["kv_hits"] == 1
