@@ -19,12 +19,7 @@ import torch
 from model.network.sam2 import HeadOutput, ImageFeatures, SAM2Model
 from model.video import tracking
 from model.video.memory_cache import LayerKV, MemoryCache, numeric_mode
-from model.video.tracking import MemoryRead, ObjectMemory, StepOutput, encode_memory
-
-
-def _tokens(x: torch.Tensor) -> torch.Tensor:
-    """B, C, h, w  ->  hw, B, C (the sequence-first layout of the memory attention)."""
-    return x.flatten(2).permute(2, 0, 1)
+from model.video.tracking import MemoryRead, ObjectMemory, StepOutput, encode_memory, sequence_first
 
 
 def memory_keys_values(
@@ -67,8 +62,8 @@ def _attend(
     embedding = features.embedding  # 1, C, h, w
     _, channels, height, width = embedding.shape
     batch = memory_kv[0][0].shape[0] if memory_kv is not None else 1
-    curr = _tokens(embedding).expand(-1, batch, -1)
-    curr_pos = _tokens(features.pos[-1]).expand(-1, batch, -1)
+    curr = sequence_first(embedding).expand(-1, batch, -1)
+    curr_pos = sequence_first(features.pos[-1]).expand(-1, batch, -1)
     if memory_kv is not None:
         fused = model.memory_attention(curr, curr_pos, None, None, memory_kv=memory_kv)
     else:

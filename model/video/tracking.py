@@ -66,7 +66,7 @@ class StepOutput:
     maskmem_pos: torch.Tensor | None = None  # 1, 64, h, w
 
 
-def _tokens(x: torch.Tensor) -> torch.Tensor:
+def sequence_first(x: torch.Tensor) -> torch.Tensor:
     """B, C, h, w  ->  hw, B, C (the sequence-first layout of the memory attention)."""
     return x.flatten(2).permute(2, 0, 1)
 
@@ -230,8 +230,8 @@ def gather_memory(
     for slot, _, entry in read.spatial:
         # Stored bf16; bf16 -> fp32 is exact, and casting here keeps fp32 models running when no pointer
         # follows (the official code fails there with a dtype mismatch).
-        tokens.append(_tokens(entry.maskmem_features.to(device=device, dtype=dtype)))
-        pos = _tokens(memory.memory_pos.to(device)) + model.maskmem_tpos_enc[num_maskmem - 1 - slot]
+        tokens.append(sequence_first(entry.maskmem_features.to(device=device, dtype=dtype)))
+        pos = sequence_first(memory.memory_pos.to(device)) + model.maskmem_tpos_enc[num_maskmem - 1 - slot]
         positions.append(pos)
     pointers = pointer_memory(model, read, dtype, device)
     num_ptr_tokens = 0
