@@ -82,6 +82,12 @@ class MemoryCache:
         self.stats = {"kv_hits": 0, "kv_misses": 0, "conditioned_hits": 0, "conditioned_misses": 0}
 
     # ------------------------------------------------------------------ keys and values of memory frames
+    @property
+    def keeps_kv(self) -> bool:
+        """Whether memory frames' keys and values are kept at all (else each read projects its memory
+        whole, in one product per layer, which is faster when nothing would be reused)."""
+        return self.kv_budget_bytes > 0 and self.kv_frames > 0
+
     def frame_kv(
         self,
         model: SAM2Model,

@@ -3,9 +3,11 @@
 A step conditions the frame's image features on the object's memory (memory attention, `model.video.tracking`
 selects what is read), runs the SAM heads, and optionally encodes the prediction into a new memory frame. It
 holds no state: what it reads comes in through ``ObjectMemory``, what it produces goes out as ``StepOutput``;
-the predictor decides what to keep. With a `MemoryCache` in the memory, the keys and values of each memory
-frame are projected once and reused, and a frame whose memory did not change since it was last conditioned
-(a correction click on a tracked frame) reuses that result instead of running memory attention again.
+the predictor decides what to keep. With a `MemoryCache` in the memory, a frame whose memory did not change
+since it was last conditioned (a correction click on a tracked frame) reuses that result instead of running
+memory attention again, and, when the cache keeps keys and values, each memory frame is projected once and
+reused; otherwise a read's memory tokens are projected whole, one product per layer
+(`tracking.memory_tokens`).
 
 Several objects tracked on the same frame go through memory attention, the heads and the memory encoder as
 one batch (`track_objects`): objects whose memories have the same number of frames and pointers share a
@@ -58,10 +60,14 @@ def memory_keys_values(
 def _attend(
     model: SAM2Model, features: ImageFeatures, memory_kv: list[LayerKV] | None, memory: tuple | None
 ) -> torch.Tensor:
-    """Memory attention of the frame's tokens, batched over the memories given: B, 256, h, w."""
+    """Memory attention of the frame's tokens, batched over the memories given: B, 256, h, w.
+
+    ``memory_kv``: per layer, projected keys and values (B, heads, M, c); else ``memory``: the tokens, their
+    positions (M, B, 64 each) and the number of trailing pointer tokens.
+    """
     embedding = features.embedding  # 1, C, h, w
     _, channels, height, width = embedding.shape
-    batch = memory_kv[0][0].shape[0] if memory_kv is not None else 1
+    batch = memory_kv[0][0].shape[0] if memory_kv is not None else memory[0].shape[1]
     curr = sequence_first(embedding).expand(-1, batch, -1)
     curr_pos = sequence_first(features.pos[-1]).expand(-1, batch, -1)
     if memory_kv is not None:
@@ -70,6 +76,41 @@ def _attend(
         mem, mem_pos, num_ptr_tokens = memory
         fused = model.memory_attention(curr, curr_pos, mem, mem_pos, num_obj_ptr_tokens=num_ptr_tokens)
     return fused.permute(1, 2, 0).reshape(batch, channels, height, width)
+
+
+def condition_group(
+    model: SAM2Model,
+    features: ImageFeatures,
+    reads: list[MemoryRead],
+    memories: list[ObjectMemory],
+) -> torch.Tensor:
+    """Memory attention of one frame for objects whose reads have the same shape (as many memory frames
+    and pointers), as one batch: B, 256, h, w.
+
+    With keys and values kept by the cache, each memory frame's projection is reused (`memory_keys_values`);
+    otherwise the memory tokens are assembled and projected whole, as a plain step does.
+    """
+    embedding = features.embedding
+    dtype, device = embedding.dtype, embedding.device
+    cache = memories[0].cache
+    if cache is not None and cache.keeps_kv:
+        per_object = [
+            memory_keys_values(model, read, memory.memory_pos, memory.cache, dtype, device)
+            for read, memory in zip(reads, memories)
+        ]
+        memory_kv = [
+            tuple(torch.cat(parts, dim=0) for parts in zip(*layer)) for layer in zip(*per_object)
+        ]  # per layer: B, heads, M, c
+        return _attend(model, features, memory_kv, None)
+    tokens = [
+        tracking.memory_tokens(model, read, memory.memory_pos, dtype, device)
+        for read, memory in zip(reads, memories)
+    ]
+    if len(tokens) == 1:
+        return _attend(model, features, None, tokens[0])
+    mem = torch.cat([t[0] for t in tokens], dim=1)  # M, B, 64
+    mem_pos = torch.cat([t[1] for t in tokens], dim=1)
+    return _attend(model, features, None, (mem, mem_pos, tokens[0][2]))
 
 
 def condition_objects(
@@ -82,8 +123,8 @@ def condition_objects(
 ) -> list[torch.Tensor]:
     """Each object's memory-conditioned features of one (non-initial) frame: ``1, 256, h, w`` each.
 
-    Objects with a cache reuse kept results and batch the rest by memory shape; objects without one run
-    alone through the plain path (`tracking.gather_memory`).
+    Objects with a cache reuse kept results and batch the rest by memory shape (`condition_group`);
+    objects without one run alone through the plain path.
     """
     embedding = features.embedding
     dtype, device = embedding.dtype, embedding.device
@@ -91,25 +132,17 @@ def condition_objects(
     pending: dict[tuple[int, int], list[tuple[int, MemoryRead]]] = {}
     context = (reverse, num_frames, numeric_mode(device, dtype))
     for i, memory in enumerate(memories):
-        if memory.cache is None:
-            mem = tracking.gather_memory(model, frame_idx, memory, num_frames, reverse, dtype, device)
-            results[i] = _attend(model, features, None, mem)
-            continue
         read = tracking.read_memory(model, frame_idx, memory, num_frames, reverse)
+        if memory.cache is None:
+            results[i] = condition_group(model, features, [read], [memory])
+            continue
         kept = memory.cache.conditioned(memory.owner, frame_idx, read.spatial, read.pointers, context)
         if kept is not None:
             results[i] = kept
             continue
         pending.setdefault((len(read.spatial), len(read.pointers)), []).append((i, read))
     for group in pending.values():
-        per_object = [
-            memory_keys_values(model, read, memories[i].memory_pos, memories[i].cache, dtype, device)
-            for i, read in group
-        ]
-        memory_kv = [
-            tuple(torch.cat(parts, dim=0) for parts in zip(*layer)) for layer in zip(*per_object)
-        ]  # per layer: B, heads, M, c
-        fused = _attend(model, features, memory_kv, None)
+        fused = condition_group(model, features, [read for _, read in group], [memories[i] for i, _ in group])
         for b, (i, read) in enumerate(group):
             result = fused[b : b + 1] if len(group) == 1 else fused[b : b + 1].clone()
             memory = memories[i]

@@ -6,7 +6,7 @@ Temporal layout of the memory for frame ``t`` (forward; mirrored when tracking i
   * object pointers of the conditioning frames up to ``t`` and of the non-conditioning frames ``t-1 .. t-15``.
 
 The selection is index-only (`spatial_memory_frames`, `pointer_frames`), so `memory_layout` can show it
-without touching a tensor; `read_memory` names the stored outputs, `gather_memory` assembles their tokens.
+without touching a tensor; `read_memory` names the stored outputs, `memory_tokens` assembles their tokens.
 The step itself (memory attention, heads, memory encoder) is `model.video.step`.
 """
 
@@ -218,21 +218,32 @@ def gather_memory(
     dtype: torch.dtype,
     device: torch.device,
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Assemble the memory tokens a non-initial frame attends to.
+    """Assemble the memory tokens a non-initial frame attends to (`read_memory`, then `memory_tokens`)."""
+    read = read_memory(model, frame_idx, memory, num_frames, reverse)
+    return memory_tokens(model, read, memory.memory_pos, dtype, device)
+
+
+def memory_tokens(
+    model: SAM2Model,
+    read: MemoryRead,
+    memory_pos: torch.Tensor,
+    dtype: torch.dtype,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """The tokens of a memory read, as memory attention takes them.
 
     Returns:
       memory ``M, 1, 64`` and its position encoding ``M, 1, 64`` (spatial tokens first, then 4 tokens per
       object pointer), and the number of pointer tokens at the end.
     """
-    read = read_memory(model, frame_idx, memory, num_frames, reverse)
     num_maskmem = model.num_maskmem
+    frame_pos = sequence_first(memory_pos.to(device))  # h*w, 1, 64
     tokens, positions = [], []
     for slot, _, entry in read.spatial:
         # Stored bf16; bf16 -> fp32 is exact, and casting here keeps fp32 models running when no pointer
         # follows (the official code fails there with a dtype mismatch).
         tokens.append(sequence_first(entry.maskmem_features.to(device=device, dtype=dtype)))
-        pos = sequence_first(memory.memory_pos.to(device)) + model.maskmem_tpos_enc[num_maskmem - 1 - slot]
-        positions.append(pos)
+        positions.append(frame_pos + model.maskmem_tpos_enc[num_maskmem - 1 - slot])
     pointers = pointer_memory(model, read, dtype, device)
     num_ptr_tokens = 0
     if pointers is not None:

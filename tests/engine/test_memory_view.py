@@ -22,32 +22,45 @@ from tests.support.session_helpers import (
 
 def test_memory_layout_names_the_frames_whose_memories_and_pointers_tracking_read(monkeypatch):
     """Spy on what each tracking step reads from the memory bank (the stored outputs whose memory frames
-    are projected or reused, and whose object pointers are touched), then ask `memory_layout` about the
-    same frames."""
+    are read, projected or reused, and whose object pointers are touched), then ask `memory_layout` about
+    the same frames."""
     reads: dict[int, tuple[list[int], list[int]]] = {}
     current: list[int] = []
-    original_kv = step.memory_keys_values
+    original_group = step.condition_group
     by_identity: dict[int, int] = {}  # id(FrameOutput) -> frame, read from the state's memory bank
     live_state = []
 
-    def memory_keys_values(model, read, *args, **kwargs):
+    def condition_group(model, features, group_reads, memories):
+        (read,) = group_reads  # one object: one read per step
         for track in live_state[0].objects:
             for t, out in [*track.cond.items(), *track.non_cond.items()]:
                 by_identity[id(out)] = t
         current.append(read.frame)
         reads[read.frame] = ([], [])
         try:
-            return original_kv(model, read, *args, **kwargs)
+            return original_group(model, features, group_reads, memories)
         finally:
             current.pop()
 
     original_frame_kv = memory_cache.MemoryCache.frame_kv
+    original_maskmem = memory_bank.FrameOutput.maskmem_features
+    in_frame_kv: list[bool] = []
 
     def spy_frame_kv(self, model, entry, *args, **kwargs):
-        # Every memory frame the step uses goes through here (projected, or its kept projection reused).
+        # With keys and values kept, every memory frame goes through here (projected, or reused).
         if current:
             reads[current[-1]][0].append(by_identity[id(entry)])
-        return original_frame_kv(self, model, entry, *args, **kwargs)
+        in_frame_kv.append(True)
+        try:
+            return original_frame_kv(self, model, entry, *args, **kwargs)
+        finally:
+            in_frame_kv.pop()
+
+    def get_maskmem(self):
+        # Without, the step reads each memory frame's features to project the memory whole.
+        if current and not in_frame_kv:
+            reads[current[-1]][0].append(by_identity[id(self)])
+        return original_maskmem.fget(self)
 
     def get_pointer(self):
         if current:
@@ -57,8 +70,9 @@ def test_memory_layout_names_the_frames_whose_memories_and_pointers_tracking_rea
     def set_pointer(self, value):
         self.__dict__["_spied_ptr"] = value
 
-    monkeypatch.setattr(step, "memory_keys_values", memory_keys_values)
+    monkeypatch.setattr(step, "condition_group", condition_group)
     monkeypatch.setattr(memory_cache.MemoryCache, "frame_kv", spy_frame_kv)
+    monkeypatch.setattr(memory_bank.FrameOutput, "maskmem_features", property(get_maskmem))
     monkeypatch.setattr(memory_bank.FrameOutput, "obj_ptr", property(get_pointer, set_pointer), raising=False)
 
     p = predictor()

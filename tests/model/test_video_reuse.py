@@ -166,10 +166,11 @@ def _three_objects(p: SAM2VideoPredictor, frames: np.ndarray) -> list[torch.Tens
     return outputs
 
 
-def test_objects_tracked_as_one_batch_match_tracking_them_one_by_one():
+@pytest.mark.parametrize("kv_budget_mb", [256, 0], ids=["keys-values-kept", "memory-projected-whole"])
+def test_objects_tracked_as_one_batch_match_tracking_them_one_by_one(kv_budget_mb):
     frames = make_frames(NUM_FRAMES)
     expected = _three_objects(_plain(), frames)
-    batched = _variant(memory_kv_budget_mb=256)
+    batched = _variant(memory_kv_budget_mb=kv_budget_mb)
     calls = _CountCalls(batched.model.memory_attention)
     try:
         got = _three_objects(batched, frames)
