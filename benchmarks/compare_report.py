@@ -167,12 +167,22 @@ def mask_iou(ours: dict[int, torch.Tensor], reference: dict[int, torch.Tensor]) 
     return min(ious), sum(ious) / len(ious)
 
 
-def agreement_row(key: str, label: str, precision: str, ours, reference, device: str) -> Row:
-    """The minimum mask IoU of ours against a reference, over the tracked frames of the 1-object pass."""
+def agreement_row(
+    key: str, label: str, precision: str, ours, reference, device: str, official_pair=None
+) -> Row:
+    """The minimum mask IoU of ours against a reference, over the tracked frames of the 1-object pass.
+
+    ``official_pair``: (masks, reference) of the same comparison made on the official side, whose minimum
+    IoU fills the official column (e.g. its own bf16 against its own fp32).
+    """
     low, mean = mask_iou(ours, reference)
     foreground = statistics.mean(float(m.float().mean()) for m in reference.values())
     note = f"mean IoU {mean:.4f}; reference foreground {foreground:.1%} of the pixels"
-    return Row(key, label, precision, AGREEMENT, low, None, target_for(key, precision, device), {}, note)
+    official = None
+    if official_pair is not None:
+        official, official_mean = mask_iou(*official_pair)
+        note += f"; official mean IoU {official_mean:.4f}"
+    return Row(key, label, precision, AGREEMENT, low, official, target_for(key, precision, device), {}, note)
 
 
 # ---------------------------------------------------------------------------------------------- output
@@ -209,7 +219,8 @@ def format_table(rows: list[Row]) -> str:
     lines.append(
         "ratio: official time / our time (our speed-up; for memory official / ours, for FPS ours / "
         f"official).\nprecision {BF16_VS_FP32}: ours in bf16 against the official in fp32. IoU rows: the "
-        "minimum mask IoU over the tracked frames (ours against the reference named in the row).\ngrowth "
+        "minimum mask IoU over the tracked frames (ours against the reference named in the row; an official "
+        "value is the same comparison made on the official side).\ngrowth "
         "rows: each side's own long/short ratio. The targets of IoU and growth rows apply to ours."
     )
     return "\n".join(lines)
