@@ -1,0 +1,176 @@
+"""Reading and writing the mask layouts of video object segmentation datasets (DAVIS, SA-V, MOSE, ...).
+
+Two layouts, as the official tools use them:
+
+* **palette** (DAVIS, MOSE, YouTube-VOS): ``<root>/<video>/<frame>.png``, one indexed ("P" mode) PNG per
+  annotated frame whose pixel values are object ids (0 is background);
+* **per-object** (SA-V): ``<root>/<video>/<object id, e.g. 001>/<frame>.png``, one PNG per object and frame,
+  any non-zero pixel being the object.
+
+Frames are named after the video's JPEG files (``00000.jpg`` -> ``00000.png``). Every problem is a
+`VOSInputError` whose message names the file or folder, so one bad video can be reported and skipped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from sam2_ui.colors import davis_palette_flat
+
+JPEG_SUFFIXES = (".jpg", ".jpeg")
+
+Palette = list[int]  # flat R, G, B, R, G, B, ... as PIL's getpalette() gives it
+ObjectMasks = dict[int, np.ndarray]  # object id -> H, W bool
+
+
+class VOSInputError(Exception):
+    """A dataset file or folder that cannot be used; the message names it and says what is wrong."""
+
+
+def default_palette() -> Palette:
+    """The DAVIS 2017 palette (what the official tools write when the input has none)."""
+    return list(davis_palette_flat())
+
+
+def natural_key(name: str) -> list[tuple[int, Any]]:
+    """Orders digit runs by value ("2" before "10"), as numbered frame files need."""
+    return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", name) if part]
+
+
+def frame_names(video_dir: Path) -> list[str]:
+    """The stems of a video folder's JPEG frames, in frame order (numbered names by value).
+
+    Raises `VOSInputError` if the folder is missing or holds no JPEG frame.
+    """
+    video_dir = Path(video_dir)
+    if not video_dir.is_dir():
+        raise VOSInputError(f"video folder {video_dir} does not exist")
+    names = [p.stem for p in video_dir.iterdir() if p.suffix.lower() in JPEG_SUFFIXES and p.is_file()]
+    if not names:
+        raise VOSInputError(f"video folder {video_dir} holds no JPEG frames (*.jpg, *.jpeg)")
+    return sorted(names, key=natural_key)
+
+
+def read_label_png(path: Path) -> tuple[np.ndarray, Palette | None]:
+    """An annotation PNG as ``H, W`` uint8 labels and its palette (None for a non-palette PNG).
+
+    A palette PNG's pixel values are its indices; a grey-level PNG gives its values (per-object masks are
+    often stored that way); an RGB PNG is refused, since its colours are not object ids.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            mode = image.mode
+            palette = image.getpalette() if mode == "P" else None
+            if mode in ("1", "L", "P"):
+                labels = np.array(image, dtype=np.uint8)
+            elif mode in ("I", "I;16", "I;16B"):
+                labels = _narrow(np.array(image), path)
+            else:
+                raise VOSInputError(
+                    f"{path} is a {mode} image; masks must be palette (P) or grey-level PNGs whose values "
+                    "are object ids"
+                )
+    except FileNotFoundError:
+        raise VOSInputError(f"mask {path} does not exist") from None
+    except (OSError, ValueError) as error:
+        raise VOSInputError(f"cannot read mask {path}: {error}") from error
+    return labels, palette
+
+
+def _narrow(values: np.ndarray, path: Path) -> np.ndarray:
+    if values.size and (values.min() < 0 or values.max() > 255):
+        raise VOSInputError(f"{path} holds values outside 0..255; object ids must fit in one byte")
+    return values.astype(np.uint8)
+
+
+def write_label_png(path: Path, labels: np.ndarray, palette: Palette | None) -> None:
+    """Write ``H, W`` uint8 labels as a palette PNG (the DAVIS palette if ``palette`` is None)."""
+    if labels.dtype != np.uint8 or labels.ndim != 2:
+        raise ValueError(f"labels must be H, W uint8, got {labels.shape} {labels.dtype}")
+    image = Image.fromarray(labels, mode="L")
+    image.putpalette(palette if palette is not None else default_palette())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+
+
+def labels_to_objects(labels: np.ndarray) -> ObjectMasks:
+    """Split ``H, W`` labels into one bool mask per object id present (background 0 excluded)."""
+    ids = np.unique(labels)
+    return {int(i): labels == i for i in ids if i != 0}
+
+
+def objects_to_labels(masks: Mapping[int, np.ndarray], height: int, width: int) -> np.ndarray:
+    """Pack per-object masks into ``H, W`` uint8 labels; where masks overlap the smallest id wins."""
+    labels = np.zeros((height, width), np.uint8)
+    for obj_id in sorted(masks, reverse=True):
+        if not 0 < obj_id < 256:
+            raise ValueError(f"object id {obj_id} does not fit a palette PNG (1..255)")
+        labels[np.asarray(masks[obj_id]).reshape(height, width).astype(bool)] = obj_id
+    return labels
+
+
+def object_folders(video_mask_dir: Path) -> dict[int, Path]:
+    """The per-object folders of one video (layout ``<video>/<object id>/<frame>.png``), by object id.
+
+    Hidden entries are ignored; a folder whose name is not a number is an error.
+    """
+    video_mask_dir = Path(video_mask_dir)
+    if not video_mask_dir.is_dir():
+        raise VOSInputError(f"mask folder {video_mask_dir} does not exist")
+    folders = {}
+    for entry in sorted(video_mask_dir.iterdir()):
+        if entry.name.startswith(".") or not entry.is_dir():
+            continue
+        if not entry.name.isdigit():
+            raise VOSInputError(
+                f"{entry} is not an object folder: per-object masks go in folders named by object id "
+                "(001, 002, ...)"
+            )
+        folders[int(entry.name)] = entry
+    return folders
+
+
+def object_folder_name(obj_id: int) -> str:
+    """The per-object folder name the official tools write: the id on three digits."""
+    return f"{obj_id:03d}"
+
+
+def read_frame_objects(
+    video_mask_dir: Path, frame: str, per_object: bool, allow_missing: bool = False
+) -> tuple[ObjectMasks, Palette | None]:
+    """The objects annotated on one frame, and the palette of the file(s) read.
+
+    ``per_object``: read ``<object>/<frame>.png`` of every object folder; else ``<frame>.png``.
+    ``allow_missing``: a missing file means "not annotated on this frame" (no objects, or not that object)
+    instead of an error.
+    """
+    video_mask_dir = Path(video_mask_dir)
+    if not per_object:
+        path = video_mask_dir / f"{frame}.png"
+        if allow_missing and not path.exists():
+            return {}, None
+        labels, palette = read_label_png(path)
+        return labels_to_objects(labels), palette
+    objects: ObjectMasks = {}
+    palette = None
+    for obj_id, folder in object_folders(video_mask_dir).items():
+        path = folder / f"{frame}.png"
+        if not path.exists():
+            if allow_missing:
+                continue
+            raise VOSInputError(f"object {obj_id} has no mask for frame {frame}: {path} does not exist")
+        labels, file_palette = read_label_png(path)
+        objects[obj_id] = labels > 0
+        palette = file_palette if file_palette is not None else palette
+    return objects, palette
+
+
+def is_hidden(path: Path) -> bool:
+    return Path(path).name.startswith(".")
