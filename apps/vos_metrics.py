@@ -101,11 +101,25 @@ def boundary_f_measure(pred: np.ndarray, gt: np.ndarray, tolerance: float = BOUN
         return 1.0
     if n_pred == 0 or n_gt == 0:
         return 0.0
+    # Only the window around both boundaries matters (the dilations reach ``radius`` beyond them).
+    window = _window(pred_edge | gt_edge, radius)
+    pred_edge, gt_edge = pred_edge[window], gt_edge[window]
     precision = np.count_nonzero(pred_edge & dilate_disk(gt_edge, radius)) / n_pred
     recall = np.count_nonzero(gt_edge & dilate_disk(pred_edge, radius)) / n_gt
     if precision + recall == 0:
         return 0.0
     return float(2 * precision * recall / (precision + recall))
+
+
+def _window(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
+    """The bounding box of a non-empty mask grown by ``margin`` pixels, clipped to the image."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    height, width = mask.shape
+    return (
+        slice(max(rows[0] - margin, 0), min(rows[-1] + margin + 1, height)),
+        slice(max(cols[0] - margin, 0), min(cols[-1] + margin + 1, width)),
+    )
 
 
 def _as_bool(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
