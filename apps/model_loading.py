@@ -23,8 +23,13 @@ def load_predictor(
     config: str | None = None,
     device: str = "auto",
     image_size: int | None = None,
+    **predictor_options: Any,
 ):
-    """A ``SAM2VideoPredictor`` from a local official checkpoint, or from the Hugging Face hub (cached)."""
+    """A ``SAM2VideoPredictor`` from a local official checkpoint, or from the Hugging Face hub (cached).
+
+    ``predictor_options`` go to ``build_sam2_video_predictor`` (``apply_postprocessing``,
+    ``non_overlap_masks``, ...).
+    """
     from model import build_sam2_video_predictor
     from model.video.video_predictor import SAM2VideoPredictor
 
@@ -36,10 +41,14 @@ def load_predictor(
                     f"There is no checkpoint file at {checkpoint}: check the --checkpoint path."
                 )
             return build_sam2_video_predictor(
-                config or _config_from_filename(checkpoint), checkpoint, device=device, image_size=image_size
+                config or _config_from_filename(checkpoint),
+                checkpoint,
+                device=device,
+                image_size=image_size,
+                **predictor_options,
             )
         kwargs = {} if image_size is None else {"image_size": image_size}
-        return SAM2VideoPredictor.from_pretrained(model_id, device=device, **kwargs)
+        return SAM2VideoPredictor.from_pretrained(model_id, device=device, **kwargs, **predictor_options)
     except ModelNotAvailableError as error:
         raise ModelLoadError(
             f"Cannot load {model_id}: {error}\nRun once with internet access so the weights are cached, or "

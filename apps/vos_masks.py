@@ -43,18 +43,28 @@ def natural_key(name: str) -> list[tuple[int, Any]]:
     return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", name) if part]
 
 
-def frame_names(video_dir: Path) -> list[str]:
-    """The stems of a video folder's JPEG frames, in frame order (numbered names by value).
+def frame_files(video_dir: Path) -> list[Path]:
+    """A video folder's JPEG frames (``.jpg``/``.jpeg``, any case), in frame order (numbered names by value).
 
-    Raises `VOSInputError` if the folder is missing or holds no JPEG frame.
+    Hidden files (``._00001.jpg`` from macOS) are ignored. Raises `VOSInputError` if the folder is missing
+    or holds no JPEG frame.
     """
     video_dir = Path(video_dir)
     if not video_dir.is_dir():
         raise VOSInputError(f"video folder {video_dir} does not exist")
-    names = [p.stem for p in video_dir.iterdir() if p.suffix.lower() in JPEG_SUFFIXES and p.is_file()]
-    if not names:
+    files = [
+        p
+        for p in video_dir.iterdir()
+        if p.suffix.lower() in JPEG_SUFFIXES and not is_hidden(p) and p.is_file()
+    ]
+    if not files:
         raise VOSInputError(f"video folder {video_dir} holds no JPEG frames (*.jpg, *.jpeg)")
-    return sorted(names, key=natural_key)
+    return sorted(files, key=lambda p: natural_key(p.stem))
+
+
+def frame_names(video_dir: Path) -> list[str]:
+    """The stems of a video folder's JPEG frames, in frame order (see `frame_files`)."""
+    return [p.stem for p in frame_files(video_dir)]
 
 
 def read_label_png(path: Path) -> tuple[np.ndarray, Palette | None]:
@@ -143,13 +153,19 @@ def object_folder_name(obj_id: int) -> str:
 
 
 def read_frame_objects(
-    video_mask_dir: Path, frame: str, per_object: bool, allow_missing: bool = False
+    video_mask_dir: Path,
+    frame: str,
+    per_object: bool,
+    allow_missing: bool = False,
+    frame_size: tuple[int, int] | None = None,
 ) -> tuple[ObjectMasks, Palette | None]:
     """The objects annotated on one frame, and the palette of the file(s) read.
 
     ``per_object``: read ``<object>/<frame>.png`` of every object folder; else ``<frame>.png``.
     ``allow_missing``: a missing file means "not annotated on this frame" (no objects, or not that object)
     instead of an error.
+    ``frame_size``: ``(width, height)`` of the video's frames; a mask of another size is an error naming
+    both sizes.
     """
     video_mask_dir = Path(video_mask_dir)
     if not per_object:
@@ -157,6 +173,7 @@ def read_frame_objects(
         if allow_missing and not path.exists():
             return {}, None
         labels, palette = read_label_png(path)
+        _check_size(labels, path, frame_size)
         return labels_to_objects(labels), palette
     objects: ObjectMasks = {}
     palette = None
@@ -167,10 +184,59 @@ def read_frame_objects(
                 continue
             raise VOSInputError(f"object {obj_id} has no mask for frame {frame}: {path} does not exist")
         labels, file_palette = read_label_png(path)
+        _check_size(labels, path, frame_size)
         objects[obj_id] = labels > 0
         palette = file_palette if file_palette is not None else palette
     return objects, palette
 
 
+def _check_size(labels: np.ndarray, path: Path, frame_size: tuple[int, int] | None) -> None:
+    if frame_size is None:
+        return
+    height, width = labels.shape
+    if (width, height) != tuple(frame_size):
+        raise VOSInputError(
+            f"mask {path} is {width}x{height} but the video's frames are {frame_size[0]}x{frame_size[1]} "
+            "(WxH); a mask must have the size of its frame"
+        )
+
+
+class MaskWriter:
+    """Writes one video's output PNGs into ``out_dir``: ``<frame>.png`` labels, or (``per_object``)
+    ``<object id>/<frame>.png`` 0/1 masks, all with ``palette`` (the DAVIS one if None), frames named by
+    their index in ``names``."""
+
+    def __init__(
+        self,
+        out_dir: Path,
+        names: list[str],
+        per_object: bool,
+        palette: Palette | None,
+        height: int,
+        width: int,
+    ) -> None:
+        self.out_dir = out_dir
+        self.names = names
+        self.per_object = per_object
+        self.palette = palette or default_palette()
+        self.height, self.width = height, width
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+    def write(self, frame_idx: int, masks: dict[int, np.ndarray]) -> None:
+        """Write a frame's masks (object id -> H, W bool); in the palette layout the smallest id wins."""
+        name = self.names[frame_idx]
+        if not self.per_object:
+            self.write_labels(frame_idx, objects_to_labels(masks, self.height, self.width))
+            return
+        for obj_id, mask in masks.items():
+            labels = np.asarray(mask).reshape(self.height, self.width).astype(np.uint8)
+            write_label_png(self.out_dir / object_folder_name(obj_id) / f"{name}.png", labels, self.palette)
+
+    def write_labels(self, frame_idx: int, labels: np.ndarray) -> None:
+        """Write a frame's ``H, W`` uint8 labels (palette layout)."""
+        write_label_png(self.out_dir / f"{self.names[frame_idx]}.png", labels, self.palette)
+
+
 def is_hidden(path: Path) -> bool:
+    """Whether a file or folder name starts with a dot (ignored: ``.DS_Store``, ``.partial``, ...)."""
     return Path(path).name.startswith(".")
