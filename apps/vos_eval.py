@@ -40,6 +40,8 @@ from apps.vos_masks import (
 )
 from apps.vos_metrics import boundary_f_measure, region_similarity
 
+MAX_LISTED_VIDEOS = 5  # videos without a prediction named one per line; more are summed up in one line
+
 
 @dataclass
 class ObjectScore:
@@ -65,6 +67,7 @@ class VideoResult:
     missing: list[str] = field(default_factory=list)  # what the prediction lacks, one line each
     notes: list[str] = field(default_factory=list)  # other remarks (objects left unscored)
     error: str | None = None
+    unpredicted: bool = False  # the prediction root has no folder for this video
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -173,6 +176,7 @@ def evaluate_video(gt_dir: Path, pred_dir: Path, video: str, all_frames: bool = 
         gt = MaskFolder(gt_dir)
         if not pred_dir.is_dir():
             result.missing.append(f"no prediction (expected the folder {pred_dir})")
+            result.unpredicted = True
             return result
         pred = MaskFolder(pred_dir)
         if gt.per_object:
@@ -319,7 +323,21 @@ def write_csv(path: Path, evaluation: Evaluation) -> Path:
 
 def problems(evaluation: Evaluation) -> tuple[list[str], list[str]]:
     """(what is missing, what failed) as lines naming the video."""
-    missing = [f"{r.video}: {line}" for r in evaluation.results for line in r.missing]
+    unpredicted = [r.video for r in evaluation.results if r.unpredicted]
+    grouped = len(unpredicted) > MAX_LISTED_VIDEOS  # e.g. a validation split scored against all annotations
+    missing = [
+        f"{r.video}: {line}"
+        for r in evaluation.results
+        for line in r.missing
+        if not (grouped and r.unpredicted)
+    ]
+    if grouped:
+        shown = ", ".join(unpredicted[:MAX_LISTED_VIDEOS])
+        missing.insert(
+            0,
+            f"{len(unpredicted)} ground-truth videos have no prediction folder and are left out: "
+            f"{shown}, ...",
+        )
     missing += [
         f"{v}: predicted, but there is no ground truth for it (not evaluated)" for v in evaluation.unmatched
     ]

@@ -157,6 +157,16 @@ def test_strict_refuses_missing_videos_and_frames_and_writes_nothing(roots, caps
     assert [r[0] for r in _rows(pred / "jf.csv")[1:]] == ["cars", "cars", "mean"]
 
 
+def test_many_videos_without_prediction_are_summed_up_in_one_line(roots, capsys):
+    gt, pred = roots
+    for k in range(7):
+        _write(gt, f"train{k}", _truth())
+    status, _, err = _run("--gt_root", str(gt), "--pred_root", str(pred), capsys=capsys)
+    assert status == 0
+    assert "missing: 7 ground-truth videos have no prediction folder and are left out: train0, " in err
+    assert err.count("no prediction") == 1
+
+
 def test_missing_object_folder_is_named(tmp_path, capsys):
     gt, pred = tmp_path / "gt", tmp_path / "pred"
     truth = {t: {1: objs[1], 2: objs.get(2, np.zeros((H, W), bool))} for t, objs in _truth().items()}
