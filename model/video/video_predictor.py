@@ -69,7 +69,9 @@ class SAM2VideoPredictor(PredictorBookkeeping):
         slower than projecting the 64-channel memories again. Results do not depend on it.
       conditioned_cache_size: how many (object, frame) memory-conditioned features are kept, so that a
         correction click on a tracked frame whose memory is unchanged skips memory attention (0: never).
-      batch_objects: track the objects of a frame as one batch (results equal to one by one).
+      batch_objects: track the objects of a frame as one batch (results equal to one by one). None: on
+        CUDA only; on a 2-core CPU, 3 objects at 512 input measured 1.90 s a frame batched against 1.64 s
+        one by one (the batch's larger working set costs more than it saves there).
     """
 
     def __init__(
@@ -85,7 +87,7 @@ class SAM2VideoPredictor(PredictorBookkeeping):
         prefetch_frames: int = 4,
         memory_kv_budget_mb: float | None = None,
         conditioned_cache_size: int = DEFAULT_CONDITIONED_FRAMES,
-        batch_objects: bool = True,
+        batch_objects: bool | None = None,
     ) -> None:
         self.model = model
         self.fill_hole_area = fill_hole_area
@@ -160,6 +162,11 @@ class SAM2VideoPredictor(PredictorBookkeeping):
         )
         state.features[0]  # the first frame is where users usually click first
         return state
+
+    def _batches_objects(self, device: torch.device) -> bool:
+        if self.batch_objects is None:
+            return torch.device(device).type == "cuda"
+        return self.batch_objects
 
     def _kv_budget_bytes(self, device: torch.device) -> int:
         budget = self.memory_kv_budget_mb
@@ -422,7 +429,7 @@ class SAM2VideoPredictor(PredictorBookkeeping):
                     per_object.append(None)
                     to_track.append(i)
             features = state.features[frame_idx] if to_track else None
-            groups = [to_track] if self.batch_objects else [[i] for i in to_track]
+            groups = [to_track] if self._batches_objects(state.device) else [[i] for i in to_track]
             for group in groups:
                 steps = track_objects(
                     self.model,
