@@ -37,6 +37,7 @@ from apps.vos_masks import (
     natural_key,
     object_folders,
     read_label_png,
+    video_folders,
 )
 from apps.vos_metrics import boundary_f_measure, region_similarity
 
@@ -127,7 +128,7 @@ def _png_stems(folder: Path) -> list[str]:
 
 
 def _video_names(root: Path) -> list[str]:
-    return sorted((p.name for p in root.iterdir() if p.is_dir() and not is_hidden(p)), key=natural_key)
+    return sorted(video_folders(root), key=natural_key)
 
 
 # ---------------------------------------------------------------------------------------------- scoring

@@ -40,7 +40,7 @@ from typing import Any
 from tqdm import tqdm
 
 from apps.model_loading import DEFAULT_MODEL, ModelLoadError, choose_precision, load_predictor
-from apps.vos_masks import VOSInputError, is_hidden
+from apps.vos_masks import VOSInputError, video_folders
 from apps.vos_runner import VOSOptions, run_video
 from model.errors import VideoSourceError
 from model.loading.precision import PRECISION_CHOICES, PRECISION_ENV, describe_precision
@@ -150,7 +150,7 @@ def list_videos(base_video_dir: Path, video_list_file: Path | None = None) -> li
         return list(dict.fromkeys(line.strip() for line in lines if line.strip()))
     if not Path(base_video_dir).is_dir():
         raise VOSInputError(f"the video folder {base_video_dir} does not exist (--base_video_dir)")
-    return sorted(p.name for p in Path(base_video_dir).iterdir() if p.is_dir() and not is_hidden(p))
+    return video_folders(base_video_dir)
 
 
 def shard(videos: list[str], index: int, count: int) -> list[str]:

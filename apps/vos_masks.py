@@ -62,9 +62,9 @@ def frame_files(video_dir: Path) -> list[Path]:
     return sorted(files, key=lambda p: natural_key(p.stem))
 
 
-def frame_names(video_dir: Path) -> list[str]:
-    """The stems of a video folder's JPEG frames, in frame order (see `frame_files`)."""
-    return [p.stem for p in frame_files(video_dir)]
+def video_folders(root: Path) -> list[str]:
+    """The names of a dataset root's video folders (hidden ones, such as ``.partial``, left out), sorted."""
+    return sorted(p.name for p in Path(root).iterdir() if p.is_dir() and not is_hidden(p))
 
 
 def read_label_png(path: Path) -> tuple[np.ndarray, Palette | None]:

@@ -135,7 +135,7 @@ def memory_layout(
     num_frames: int,
     reverse: bool,
 ) -> MemoryLayout:
-    """The frames `gather_memory` would read for ``frame_idx`` (same selection, no tensors touched)."""
+    """The frames `read_memory` would name for ``frame_idx`` (same selection, no tensors touched)."""
     conditioning = tuple(conditioning)
     spatial = spatial_memory_frames(frame_idx, conditioning, stored, model.num_maskmem, reverse)
     max_ptrs = min(num_frames, model.max_obj_ptrs_in_encoder)
@@ -207,20 +207,6 @@ def pointer_memory(
     split = hidden // mem_dim
     tokens = obj_ptrs.reshape(n, batch, split, mem_dim).permute(0, 2, 1, 3).flatten(0, 1)
     return tokens.to(dtype), ptr_pos.repeat_interleave(split, dim=0)
-
-
-def gather_memory(
-    model: SAM2Model,
-    frame_idx: int,
-    memory: ObjectMemory,
-    num_frames: int,
-    reverse: bool,
-    dtype: torch.dtype,
-    device: torch.device,
-) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Assemble the memory tokens a non-initial frame attends to (`read_memory`, then `memory_tokens`)."""
-    read = read_memory(model, frame_idx, memory, num_frames, reverse)
-    return memory_tokens(model, read, memory.memory_pos, dtype, device)
 
 
 def memory_tokens(
