@@ -10,6 +10,10 @@ Coordinates are frame pixels, SAM's convention: the centre of pixel (i, j) is at
 
 from __future__ import annotations
 
+import hashlib
+import json
+import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -241,3 +245,40 @@ def read_only(mask: np.ndarray) -> np.ndarray:
     mask = np.array(mask, dtype=bool)
     mask.flags.writeable = False
     return mask
+
+
+# -------------------------------------------------------------------------------------------- versions
+_MASK_DIGESTS: weakref.WeakKeyDictionary[SetMask, bytes] = weakref.WeakKeyDictionary()
+
+
+def action_digest(action: Action) -> bytes:
+    """A fingerprint of one record: equal for records that make the predictor do the same thing, wherever
+    they were made (a record unpickled in another process has the digest of the original)."""
+    if isinstance(action, SetMask):
+        digest = _MASK_DIGESTS.get(action)
+        if digest is None:
+            pixels = hashlib.sha1(np.packbits(action.mask, axis=None).tobytes())
+            pixels.update(repr(action.mask.shape).encode())
+            head = json.dumps(["set_mask", action.frame, action.obj, pixels.hexdigest()]).encode()
+            digest = _MASK_DIGESTS[action] = hashlib.sha1(head).digest()
+        return digest
+    return hashlib.sha1(json.dumps(action_to_json(action), sort_keys=True).encode()).digest()
+
+
+def same_action(a: Action, b: Action) -> bool:
+    """Whether two records are the same predictor call (the same object, or equal digests)."""
+    return a is b or (type(a) is type(b) and action_digest(a) == action_digest(b))
+
+
+def log_version(log: Sequence[Action]) -> str:
+    """The document version of a prompt log: a digest of its records in order ("" for the empty log).
+
+    Two processes holding equal logs compute the same version, so a worker can tell whether the predictor
+    state it kept is the one a call expects.
+    """
+    if not log:
+        return ""
+    chain = hashlib.sha1()
+    for action in log:
+        chain.update(action_digest(action))
+    return chain.hexdigest()

@@ -105,6 +105,41 @@ def plan_legs(
     return start, (_backward(start, stop),)
 
 
+def split_legs(legs: tuple[Leg, ...], max_frames: int | None) -> list[tuple[Leg, ...]]:
+    """A run's legs cut into calls of at most ``max_frames`` frames each (None: one call), in order.
+
+    A cut leg goes on where its part before stopped (the next frame in its direction), so tracking the parts
+    one after the other visits the same frames with the same memory as the whole leg.
+    """
+    legs = tuple(leg for leg in legs if leg.count > 0)
+    if max_frames is None:
+        return [legs] if legs else []
+    if max_frames < 1:
+        raise ValueError(f"max_frames must be at least 1, got {max_frames}")
+    calls: list[tuple[Leg, ...]] = []
+    current: list[Leg] = []
+    room = max_frames
+    for leg in legs:
+        start, left = leg.start, leg.count
+        while left > 0:
+            take = min(left, room)
+            current.append(Leg(start, take, leg.reverse))
+            start += -take if leg.reverse else take
+            left -= take
+            room -= take
+            if room == 0:
+                calls.append(tuple(current))
+                current, room = [], max_frames
+    if current:
+        calls.append(tuple(current))
+    return calls
+
+
+def done_legs(legs: tuple[Leg, ...], counts: list[int]) -> tuple[Leg, ...]:
+    """The legs as they ran: ``counts[i]`` frames of ``legs[i]`` (legs that ran no frame left out)."""
+    return tuple(Leg(leg.start, count, leg.reverse) for leg, count in zip(legs, counts) if count > 0)
+
+
 def _backward(start: int, stop: int) -> Leg:
     # propagate_in_video(reverse=True) yields nothing from frame 0 (the official behaviour).
     return Leg(start, start - stop + 1 if start > 0 else 0, True)

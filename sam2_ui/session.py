@@ -4,6 +4,8 @@ A session owns one opened video (or image), its objects, the prompts given on it
 and exported, and the undo history. It drives a ``SAM2VideoPredictor`` through `Tracker`:
 
 - the masks live in the session's own `MaskStore` (the source of truth for display and export);
+- every model call goes through the session's executor (`executor.py`) with the prompt log it builds on:
+  in this process by default, or in a worker process (a ZeroGPU Space) that returns plain data;
 - every predictor call is recorded in the prompt log (`prompts.py`); undo and redo move through the
   history (`history.py`) and restore the masks exactly, and the predictor's state is rebuilt from the log
   lazily, right before the next call that needs it;
@@ -33,6 +35,7 @@ from .checks import check_box, check_frame, check_index, check_point
 from .colors import RGB
 from .document import SessionState
 from .errors import SessionError
+from .executor import ExecutorFactory, SessionModel, in_process
 from .history import Change
 from .media import Limits, Media, open_media
 from .objects import ObjectInfo
@@ -54,7 +57,6 @@ from .render import DisplayMapping
 from .session_output import SessionOutput
 from .session_queries import SessionQueries
 from .session_tracking import TrackingRuns
-from .tracker import Tracker
 
 
 class Session(SessionQueries, TrackingRuns, SessionOutput):
@@ -67,13 +69,14 @@ class Session(SessionQueries, TrackingRuns, SessionOutput):
         limits: Limits,
         state_on_cpu: bool = False,
         precision: Precision = "fp32",
+        executor: ExecutorFactory | None = None,
     ) -> None:
         self._media = media
         self._predictor = predictor
         self.limits = limits
         self.messages: list[str] = list(media.messages)
         try:
-            self._tracker = Tracker(predictor, media.frames, state_on_cpu, precision)
+            self._executor = (executor or in_process)(SessionModel(predictor, media, state_on_cpu, precision))
         except (VideoSourceError, OSError) as error:
             media.frames.close()
             raise SessionError(f"Cannot read {media.description}: {error}") from error
@@ -100,6 +103,7 @@ class Session(SessionQueries, TrackingRuns, SessionOutput):
         fps: float | None = None,
         state_on_cpu: bool = False,
         precision: str = "auto",
+        executor: ExecutorFactory | None = None,
     ) -> Session:
         """Open a video file, a folder of frames, an image, a T, H, W, 3 uint8 array or a list of frames.
 
@@ -114,12 +118,14 @@ class Session(SessionQueries, TrackingRuns, SessionOutput):
             (``offload_state_to_cpu``), e.g. where the GPU is lent per call as on Hugging Face ZeroGPU.
           precision: "auto" (bf16 autocast where the predictor's device has fast bf16, else fp32; the
             ``SAM2_UI_PRECISION`` environment variable replaces "auto"), "fp32" or "bf16" (see `precision`).
+          executor: where model calls run (see `executor.py`): None runs them in this process; on a ZeroGPU
+            Space, ``WorkerExecutors`` runs each in a forked GPU worker.
         Raises `SessionError` for a missing, unreadable or empty source, ``ValueError`` for an unknown
         precision or "bf16" on a device without fast bf16.
         """
         limits = limits or Limits()
         precision = resolve_precision(precision, predictor_device(predictor))
-        return cls(open_media(source, limits, fps), predictor, limits, state_on_cpu, precision)
+        return cls(open_media(source, limits, fps), predictor, limits, state_on_cpu, precision, executor)
 
     @property
     def num_frames(self) -> int:
@@ -171,7 +177,7 @@ class Session(SessionQueries, TrackingRuns, SessionOutput):
         self._cancel.set()
         with self._model_lock:  # not under a running predictor call
             self._closed = True
-            self._tracker.close()
+            self._executor.close()
 
     @property
     def closed(self) -> bool:
@@ -408,24 +414,21 @@ class Session(SessionQueries, TrackingRuns, SessionOutput):
         if self._propagating:
             raise SessionError("Tracking is running: wait for it to finish or cancel it, then try again.")
 
-    def _sync(self) -> None:
-        """Bring the predictor's state up to the prompt log (after undo, redo, load or a failed call)."""
-        self._tracker.sync(self._state.history.log())
+    def _execute(self, change: Change, *actions: Action) -> None:
+        """Run predictor actions (not `Propagate`) in one model call and apply each one's effect on masks,
+        prompts and clocks (one clock tick per action).
 
-    def _execute(self, change: Change, action: Action) -> None:
-        """Run a predictor action (not `Propagate`) and apply its effect on masks, prompts and clocks.
-
-        Runs inside `_edit` (model lock held); the same code rebuilds masks when a saved log is replayed.
+        Runs inside `_edit` (model lock held).
         """
         try:
-            self._tracker.sync(self._state.history.log() + change.actions)
-            result = self._tracker.run(action)
+            results = self._executor.run(self._state.history.log() + change.actions, actions)
         except VideoSourceError as error:
             raise SessionError(f"Cannot decode this frame of {self._media.description}: {error}") from error
         with self._lock:
-            clock = self._state.tick()
-            self._state.apply(change, action, result, clock, self._predictor.non_overlap_masks)
-            change.actions.append(action)
+            for action, result in zip(actions, results):
+                clock = self._state.tick()
+                self._state.apply(change, action, result, clock, self._predictor.non_overlap_masks)
+                change.actions.append(action)
 
     def _check_frame(self, frame: int) -> int:
         return check_frame(frame, self.num_frames)

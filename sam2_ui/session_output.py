@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from model.errors import VideoSourceError
+
 from . import export, persist
 from .colors import RGB
 from .errors import SessionError
@@ -33,21 +35,24 @@ class SessionOutput:
         ``SAM2AutomaticMaskGenerator`` (``points_per_side``, ``pred_iou_thresh``, ...). Masks are added
         largest first. Returns the new object ids (empty, with a message, if nothing was found).
         """
-        from model import SAM2AutomaticMaskGenerator
-
         if amg_kwargs.get("output_mode", "binary_mask") != "binary_mask":
             raise ValueError("segment_everything needs output_mode='binary_mask'")
         frame = self._check_frame(frame)
-        generator = SAM2AutomaticMaskGenerator(self._predictor.model, **amg_kwargs)
         with self._edit("segment everything") as change:
-            with self._tracker.autocast():
-                records = generator.generate(np.array(self.frame(frame)))  # a writable copy for torch
-            records.sort(key=lambda r: -int(r["area"]))
-            new_ids = []
-            for record in records:
+            try:
+                found = self._executor.segment(frame, amg_kwargs)
+            except VideoSourceError as error:
+                raise SessionError(
+                    f"Cannot decode frame {frame} of {self._media.description}: {error}"
+                ) from error
+            found.sort(key=lambda f: -f.area)
+            new_ids, prompts = [], []
+            for record in found:
                 info = change.edit_objects(lambda objects: objects.add(None))
                 new_ids.append(info.id)
-                self._execute(change, SetMask(frame, info.id, read_only(record["segmentation"])))
+                prompts.append(SetMask(frame, info.id, read_only(record.mask)))
+            if prompts:
+                self._execute(change, *prompts)  # one model call for all of them
         if not new_ids:
             self.messages.append(
                 f"No objects were found on frame {frame}; try a lower pred_iou_thresh or "

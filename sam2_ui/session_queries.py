@@ -23,12 +23,12 @@ class SessionQueries:
     @property
     def precision(self) -> Precision:
         """The mode the network runs in: "bf16" (bf16 autocast) or "fp32". Masks are bool either way."""
-        return self._tracker.precision
+        return self._executor.precision
 
     @property
     def precision_label(self) -> str:
         """`precision` for people, with the device: "bf16 autocast on CPU (AVX-512 BF16)", "fp32 on CUDA"."""
-        return self._tracker.precision_label
+        return self._executor.precision_label
 
     def prompts(self, frame: int) -> dict[int, FramePrompts]:
         """The prompts on a frame: object id -> `FramePrompts` (points (x, y, positive), box, mask)."""
@@ -157,8 +157,13 @@ class SessionQueries:
         with self._model_lock:  # between two tracked frames during a run
             if self._closed:
                 note = "This session is closed: its memory was released."
-            elif self._propagating or self._tracker.reflects(self._state.history.log()):
-                layout = self._tracker.memory_layout(frame, obj)
+            elif not self._executor.holds_state:
+                note = (
+                    "The memory bank lives in the GPU worker that runs the model (ZeroGPU), not in this "
+                    "process: the memory view shows it where the model runs in the same process."
+                )
+            elif self._propagating or self._executor.reflects(self._state.history.log()):
+                layout = self._executor.memory_layout(frame, obj)
                 if layout is None:
                     note = f"{name} has no prompt yet: click on it to give the model its first memory."
             else:

@@ -7,6 +7,7 @@ and yields a `PropagationProgress`; the whole run is one undo step and one `Prop
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -14,9 +15,9 @@ from typing import Any
 from model.errors import VideoSourceError
 
 from .errors import SessionError
-from .prompts import Action, Leg, Propagate
-from .propagation import PropagationProgress, PropagationSummary, plan_legs
-from .tracker import FrameResult
+from .executor import TrackedFrame
+from .prompts import Action, Propagate
+from .propagation import PropagationProgress, PropagationSummary, done_legs, plan_legs, split_legs
 
 RECENT_RUN_WEIGHT = 0.5
 """In `seconds_per_frame`, each tracking run counts this much less than the run after it."""
@@ -103,30 +104,30 @@ class TrackingRuns:
                 self._propagating = True
                 clock = self._state.tick()
                 change = self._state.change(f"propagate {direction}")
-            try:
-                self._sync()
-            except BaseException:
-                with self._lock:
-                    self._propagating = False
-                raise
+        # An executor that lends the model for a limited time per call gets the run in parts, each going on
+        # where the last stopped (one `Propagate` each, all in this run's one undo step).
+        calls = split_legs(legs, self._executor.max_frames_per_call(self.seconds_per_frame))
         total = sum(leg.count for leg in legs)
-        done_legs: list[Leg] = []
         done, began, cancelled = 0, time.perf_counter(), False
         working = 0.0  # seconds spent tracking, not waiting for the consumer
         try:
-            for leg in legs:
-                steps = self._tracker.leg(leg)
-                count = 0
+            for call_legs in calls:
+                if self._cancel.is_set():
+                    break
+                with self._lock:
+                    log = self._state.history.log() + change.actions
+                counts = [0] * len(call_legs)
+                frames = self._executor.track(log, call_legs, self._cancel)
                 try:
-                    while count < leg.count:
-                        if self._cancel.is_set():
-                            cancelled = True
-                            break
+                    while True:
                         step_began = time.perf_counter()
                         with self._model_lock:
-                            frame, masks, scores = self._next_frame(steps, done)
-                        count += 1
+                            tracked = self._next_frame(frames, done)
+                        if tracked is None:
+                            break
+                        counts[tracked.leg] += 1
                         done += 1
+                        frame, masks, scores = tracked.result
                         with self._lock:
                             self._state.put_tracked(change, frame, masks, scores, clock)
                             shown = self._state.store.entries(frame)
@@ -139,23 +140,21 @@ class TrackingRuns:
                             elapsed_s=elapsed,
                             eta_s=elapsed / done * (total - done),
                             masks={o: e.mask(self._state.store.shape) for o, e in shown.items()},
-                            direction="backward" if leg.reverse else "forward",
+                            direction="backward" if call_legs[tracked.leg].reverse else "forward",
                         )
                 finally:
-                    steps.close()
-                    if count:
-                        done_legs.append(Leg(leg.start, count, leg.reverse))
-                if cancelled:
-                    break
+                    with self._model_lock:
+                        frames.close()
+                    ran = done_legs(call_legs, counts)
+                    if ran:
+                        change.actions.append(Propagate(ran))
+            cancelled = self._cancel.is_set() and done < total
         except GeneratorExit:
             cancelled = True
             raise
         finally:
             with self._lock:
-                if done_legs:
-                    action = Propagate(tuple(done_legs))
-                    self._tracker.record(action)
-                    change.actions.append(action)
+                if change.actions:
                     self._state.history.push(change.step())
                 self._last_run = PropagationSummary(
                     direction, start, done, total, cancelled, time.perf_counter() - began
@@ -164,39 +163,36 @@ class TrackingRuns:
                 self._propagating = False
                 self._cancel.clear()
 
-    def _next_frame(self, steps: Iterator[FrameResult], done: int) -> FrameResult:
+    def _next_frame(self, frames: Iterator[TrackedFrame], done: int) -> TrackedFrame | None:
+        """The next tracked frame of an executor's `track` call (None at its end), errors said for people."""
         try:
-            return next(steps)
+            return next(frames, None)
         except VideoSourceError as error:  # a damaged file: frames after some point cannot be decoded
-            self._tracker.invalidate()
             raise SessionError(
                 f"Tracking stopped: {error}. The video file looks damaged there; the frames tracked so far "
                 "are kept. Track up to the frame before, or re-encode the video."
             ) from error
         except RuntimeError as error:
-            self._tracker.invalidate()
             if done == 0 and "prompt" in str(error):
                 raise SessionError(
                     f"Cannot track: {error}. Give each object a point, box or mask on a frame it was not "
                     "tracked on."
                 ) from error
             raise
-        except BaseException:
-            self._tracker.invalidate()
-            raise
 
     def _replay(self, log: list[Action]) -> None:
         """Run a prompt log from the start, rebuilding masks and clocks (one clock tick per action)."""
         with self._model_lock:
             change = self._state.change("replay")
-            for action in log:
+            for index, action in enumerate(log):
                 clock = self._state.tick()
                 if isinstance(action, Propagate):
-                    for frame, masks, scores in self._tracker.replay_propagation(action):
+                    for tracked in self._executor.track(log[:index], action.legs, threading.Event()):
+                        frame, masks, scores = tracked.result
                         with self._lock:
                             self._state.put_tracked(change, frame, masks, scores, clock)
                 else:
-                    result = self._tracker.run(action)
+                    (result,) = self._executor.run(log[:index], [action])
                     with self._lock:
                         self._state.apply(change, action, result, clock, self._predictor.non_overlap_masks)
             with self._lock:

@@ -1,23 +1,26 @@
-"""The video predictor and its inference state, kept in step with the prompt log.
+"""The video predictor and its inference state in this process, kept in step with the prompt log.
 
-`Tracker` runs prompt log actions on the predictor and remembers which ones its inference state reflects.
-When undo, redo or loading changes the log, `sync` brings the state back: if what was applied is still the
-start of the log it only runs the rest; otherwise it resets the state and replays the log from the start
-(prompts and tracking runs alike, so corrections and memories are exactly as they were). Nothing here knows
-about masks shown to a person, objects' names, or history: that is `Session`'s job.
+`Tracker` is the default `executor.ModelExecutor`: it runs prompt log actions on the predictor and remembers
+which ones its inference state reflects. Before each call it brings the state to the log the call builds on:
+if what was applied is still the start of the log it only runs the rest; otherwise it resets the state and
+replays the log from the start (prompts and tracking runs alike, so corrections and memories are exactly as
+they were). Nothing here knows about masks shown to a person, objects' names, or history: that is
+`Session`'s job. A ZeroGPU worker holds one `Tracker` per session it serves (`worker_cache`).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 from model.loading.precision import Precision, describe_precision, inference_autocast
 from model.video.video_frames import FrameSource
 
+from .executor import FoundMask, FrameResult, Scores, TrackedFrame
 from .predictor import ScoresFrames, ShowsMemory, VideoPredictor, predictor_device
 from .prompts import (
     Action,
@@ -29,23 +32,18 @@ from .prompts import (
     Reset,
     SetMask,
     SetPoints,
+    same_action,
 )
+from .propagation import done_legs
 
-Scores = dict[int, tuple[float, float]]  # object id -> (predicted IoU, object score logit)
-
-
-class FrameResult(NamedTuple):
-    """One frame's result: its index, object id -> H, W bool mask, and object id -> (predicted IoU,
-    object score logit) of those masks (empty for a predictor without ``frame_scores``)."""
-
-    frame: int
-    masks: dict[int, np.ndarray]
-    scores: Scores
+__all__ = ["FrameResult", "Scores", "Tracker"]
 
 
 class Tracker:
     """A ``SAM2VideoPredictor`` with one inference state over ``frames``; every predictor call runs in
     ``precision`` ("fp32", or "bf16": under bf16 autocast on the predictor's device)."""
+
+    holds_state = True
 
     def __init__(
         self,
@@ -55,6 +53,7 @@ class Tracker:
         precision: Precision = "fp32",
     ) -> None:
         self.predictor = predictor
+        self.frames = frames
         self.device = predictor_device(predictor)
         self.precision = precision
         self.precision_label = describe_precision(self.device, precision)
@@ -74,10 +73,66 @@ class Tracker:
     def obj_ids(self) -> list[int]:
         return list(self.state["obj_ids"])
 
+    # ------------------------------------------------------------------------------------- executor calls
+    def run(self, log: Sequence[Action], actions: Sequence[Action]) -> list[FrameResult | None]:
+        """Bring the state to ``log``, then run ``actions`` (no `Propagate`): prompts give their frame's masks
+        and scores (all objects), clearing and removing give None."""
+        self.sync(log)
+        return [self._run_one(action) for action in actions]
+
+    def track(
+        self, log: Sequence[Action], legs: Sequence[Leg], stop: threading.Event
+    ) -> Iterator[TrackedFrame]:
+        """Bring the state to ``log``, then track ``legs`` frame by frame until done or ``stop`` is set
+        (checked before each frame). What ran is recorded as one `Propagate` when the iterator ends or
+        is closed."""
+        self.sync(log)
+        legs = tuple(legs)
+        counts = [0] * len(legs)
+        try:
+            for index, leg in enumerate(legs):
+                steps = self._leg(leg)
+                try:
+                    while counts[index] < leg.count and not stop.is_set():
+                        result = next(steps)
+                        counts[index] += 1
+                        yield TrackedFrame(index, result)
+                finally:
+                    steps.close()
+                if stop.is_set():
+                    break
+        except GeneratorExit:
+            raise
+        except BaseException:
+            self._in_sync = False  # a frame failed half-way: the next call replays the log
+            raise
+        finally:
+            ran = done_legs(legs, counts)
+            if ran and self._in_sync:
+                self._applied.append(Propagate(ran))
+
+    def segment(self, frame: int, options: dict[str, Any]) -> list[FoundMask]:
+        """The automatic mask generator's masks on ``frame`` (``options``: its keyword arguments)."""
+        from model import SAM2AutomaticMaskGenerator
+
+        generator = SAM2AutomaticMaskGenerator(self.predictor.model, **options)
+        rgb = np.array(self.frames.rgb(frame))  # a writable copy for torch
+        with self.autocast():
+            records = generator.generate(rgb)
+        return [FoundMask(np.asarray(r["segmentation"], bool), int(r["area"])) for r in records]
+
+    def max_frames_per_call(self, seconds_per_frame: float | None) -> int | None:
+        return None  # in this process a run is never cut
+
+    # ---------------------------------------------------------------------------------------- the state
     def sync(self, log: Sequence[Action]) -> int:
         """Make the inference state reflect exactly ``log``; returns how many actions were (re)run."""
         applied = self._applied
-        if self._in_sync and len(applied) <= len(log) and all(a is b for a, b in zip(applied, log)):
+        if (
+            self._in_sync
+            and len(applied) <= len(log)
+            and all(same_action(a, b) for a, b in zip(applied, log))
+        ):
             todo = list(log[len(applied) :])
         else:
             self.predictor.reset_state(self.state)
@@ -85,16 +140,20 @@ class Tracker:
             todo = list(log)
         for action in todo:
             if isinstance(action, Propagate):
-                for _ in self.replay_propagation(action):
+                for _ in self._replay_propagation(action):
                     pass
             else:
-                self.run(action)
+                self._run_one(action)
         return len(todo)
 
     def reflects(self, log: Sequence[Action]) -> bool:
         """Whether the inference state is exactly ``log`` applied (no `sync` needed)."""
         applied = self._applied
-        return self._in_sync and len(applied) == len(log) and all(a is b for a, b in zip(applied, log))
+        return (
+            self._in_sync
+            and len(applied) == len(log)
+            and all(same_action(a, b) for a, b in zip(applied, log))
+        )
 
     def memory_layout(self, frame: int, obj: int) -> Any:
         """The predictor's ``memory_layout`` of ``obj`` at ``frame``, or None if the object has no prompt in
@@ -103,9 +162,11 @@ class Tracker:
             return None
         return self.predictor.memory_layout(self.state, frame, obj)
 
-    def run(self, action: Action) -> FrameResult | None:
-        """Run one action that is not a `Propagate`; prompts return their frame's masks and scores (all
-        objects)."""
+    def close(self) -> None:
+        self.state.close()
+
+    # ----------------------------------------------------------------------------------------- internals
+    def _run_one(self, action: Action) -> FrameResult | None:
         try:
             with self.autocast():
                 result = self._call(action)
@@ -115,8 +176,8 @@ class Tracker:
         self._applied.append(action)
         return result
 
-    def leg(self, leg: Leg) -> Iterator[FrameResult]:
-        """Track one leg, frame by frame. The caller records what ran with `record`, or `invalidate`s."""
+    def _leg(self, leg: Leg) -> Iterator[FrameResult]:
+        """Track one leg, frame by frame."""
         if leg.count <= 0:
             return
         frames = self.predictor.propagate_in_video(
@@ -133,11 +194,11 @@ class Tracker:
         finally:
             frames.close()
 
-    def replay_propagation(self, action: Propagate) -> Iterator[FrameResult]:
+    def _replay_propagation(self, action: Propagate) -> Iterator[FrameResult]:
         """Run a recorded tracking run again, frame by frame, and record it."""
         try:
             for leg in action.legs:
-                steps = self.leg(leg)
+                steps = self._leg(leg)
                 for _ in range(leg.count):
                     yield next(steps)
                 steps.close()
@@ -145,17 +206,6 @@ class Tracker:
             self._in_sync = False
             raise
         self._applied.append(action)
-
-    def record(self, action: Action) -> None:
-        """Note an action that ran outside `run` (a streamed tracking run) as applied."""
-        self._applied.append(action)
-
-    def invalidate(self) -> None:
-        """The state no longer matches what was recorded: the next `sync` replays from scratch."""
-        self._in_sync = False
-
-    def close(self) -> None:
-        self.state.close()
 
     def _call(self, action: Action) -> FrameResult | None:
         p, state = self.predictor, self.state

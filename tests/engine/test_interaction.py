@@ -403,12 +403,12 @@ def test_restoring_needs_the_media_and_gives_back_the_same_masks(ui, frames, tmp
 def test_sessions_can_keep_their_tracking_state_on_the_cpu(frames, tmp_path):
     ui = Interaction(predictor(), display_size=DISPLAY, state_on_cpu=True)
     ui.open(frames)
-    state = ui.session._tracker.state
+    state = ui.session._executor.state
     assert state.offload_state_to_cpu and state.storage_device.type == "cpu"
     ui.click(*display_of(*disc_centre(0)))
     restored = Interaction(predictor(), display_size=DISPLAY, state_on_cpu=True)
     restored.load(ui.export("session", tmp_path), frames)
-    assert restored.session._tracker.state.offload_state_to_cpu
+    assert restored.session._executor.state.offload_state_to_cpu
     ui.close()
     restored.close()
 
@@ -459,7 +459,7 @@ def test_closing_while_a_video_opens_closes_the_new_session_too(frames, monkeypa
     monkeypatch.setattr(Session, "open", open_then_tab_closes)
     view = ui.open(frames)
     assert ui.session is None and view.errors == ["This session was closed: reload the page to start again."]
-    assert opened[0]._tracker.state.objects == [] and opened[0]._cancel.is_set()
+    assert opened[0]._executor.state.objects == [] and opened[0]._cancel.is_set()
 
 
 def damage_frame_3(ui: Interaction, monkeypatch) -> None:
