@@ -97,7 +97,7 @@ class ModelExecutor(Protocol):
         """The automatic mask generator's masks on ``frame`` (``options`` are its keyword arguments)."""
         ...
 
-    def max_frames_per_call(self, seconds_per_frame: float | None) -> int | None:
+    def max_frames_per_call(self) -> int | None:
         """The most frames one `track` call may take (None: no limit)."""
         ...
 

@@ -64,6 +64,19 @@ class Limits:
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
+@dataclass(frozen=True)
+class MediaRef:
+    """How another process opens the same frames: the source (a path, or the frames themselves) and the
+    limits and rate it was opened with. Picklable; `open` gives frames equal to the original's."""
+
+    source: Any
+    limits: Limits
+    fps: float | None
+
+    def open(self) -> Media:
+        return open_media(self.source, self.limits, self.fps)
+
+
 @dataclass
 class Media:
     """An opened source: ``frames`` at session size, and what was done to fit the limits."""
@@ -76,6 +89,7 @@ class Media:
     original_size: tuple[int, int]  # width, height before downscaling
     original_num_frames: int
     messages: list[str]
+    ref: MediaRef  # how a worker process opens the same frames
 
 
 class LimitedFrames(FrameSource):
@@ -115,6 +129,7 @@ def fit_side(width: int, height: int, max_side: int | None) -> tuple[int, int]:
 def open_media(source: Any, limits: Limits, fps: float | None = None) -> Media:
     """Open ``source`` (see `Session.open`) within ``limits``; `SessionError` if it cannot be read."""
     path = Path(source) if isinstance(source, (str, os.PathLike)) else None
+    ref = MediaRef(str(path.resolve()) if path is not None else source, limits, fps)
     if isinstance(source, Image.Image) or (isinstance(source, np.ndarray) and source.ndim == 3):
         source = [source]  # one image: a one-frame video
     try:
@@ -166,6 +181,7 @@ def open_media(source: Any, limits: Limits, fps: float | None = None) -> Media:
         original_size=(base.width, base.height),
         original_num_frames=total,
         messages=messages,
+        ref=ref,
     )
 
 

@@ -106,7 +106,7 @@ class TrackingRuns:
                 change = self._state.change(f"propagate {direction}")
         # An executor that lends the model for a limited time per call gets the run in parts, each going on
         # where the last stopped (one `Propagate` each, all in this run's one undo step).
-        calls = split_legs(legs, self._executor.max_frames_per_call(self.seconds_per_frame))
+        calls = split_legs(legs, self._executor.max_frames_per_call())
         total = sum(leg.count for leg in legs)
         done, began, cancelled = 0, time.perf_counter(), False
         working = 0.0  # seconds spent tracking, not waiting for the consumer

@@ -70,6 +70,11 @@ class Tracker:
         return inference_autocast(self.device, self.precision)
 
     @property
+    def applied(self) -> tuple[Action, ...]:
+        """The actions the state reflects, oldest first (if it is in sync)."""
+        return tuple(self._applied)
+
+    @property
     def obj_ids(self) -> list[int]:
         return list(self.state["obj_ids"])
 
@@ -121,7 +126,7 @@ class Tracker:
             records = generator.generate(rgb)
         return [FoundMask(np.asarray(r["segmentation"], bool), int(r["area"])) for r in records]
 
-    def max_frames_per_call(self, seconds_per_frame: float | None) -> int | None:
+    def max_frames_per_call(self) -> int | None:
         return None  # in this process a run is never cut
 
     # ---------------------------------------------------------------------------------------- the state
