@@ -32,12 +32,16 @@ import gradio as gr
 
 from model.loading.precision import PRECISION_CHOICES, PRECISION_ENV, describe_precision, resolve_precision
 from sam2_ui.errors import SessionError
+from sam2_ui.executor import ExecutorFactory
+from sam2_ui.forked_gpu import WORKER_MODES, ForkedGPU
 from sam2_ui.interaction import TOOLS, Interaction
 from sam2_ui.keys import KEYMAP, key_help_markdown
 from sam2_ui.masks import encode_rle
+from sam2_ui.model_worker import serve
 from sam2_ui.predictor import predictor_device
 from sam2_ui.timeline import frame_at, render_timelines
 from sam2_ui.view import WARNING, View
+from sam2_ui.worker_executor import WorkerExecutors, call_seconds
 
 from .examples import example_files
 from .model_loading import DEFAULT_MODEL, choose_precision, load_predictor
@@ -263,13 +267,13 @@ def on_zero_gpu() -> bool:
     return os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true")
 
 
-def gpu(duration: int | Callable[..., int] = 60) -> Callable:
-    """``spaces.GPU`` where the ``spaces`` package is importable (Hugging Face ZeroGPU), else no wrapper."""
-    try:
-        import spaces  # type: ignore[import-not-found]
-    except ImportError:
-        return lambda fn: fn
-    return spaces.GPU(duration=duration)
+def zero_gpu_executors(predictor: Any) -> WorkerExecutors:
+    """Model calls of every session in ZeroGPU's forked GPU workers: ``spaces.GPU`` around the worker's one
+    function, asking each call's own duration. Made before the app launches (ZeroGPU wants its GPU
+    functions known by then, and workers forked later must find the model)."""
+    import spaces  # type: ignore[import-not-found]
+
+    return WorkerExecutors(spaces.GPU(duration=call_seconds)(serve), predictor)
 
 
 class App:
@@ -288,6 +292,7 @@ class App:
         model_label: str = "",
         work_root: str | Path | None = None,
         precision: str = "auto",
+        executor: ExecutorFactory | None = None,
     ) -> None:
         self.predictor = predictor
         self.limits = limits or AppLimits()
@@ -296,13 +301,18 @@ class App:
         device = predictor_device(predictor)
         self.precision = resolve_precision(precision, device)
         self.precision_label = describe_precision(device, self.precision)
+        zero_gpu = on_zero_gpu()
+        if executor is None and zero_gpu:
+            executor = zero_gpu_executors(predictor)
+        self.executor = executor  # None: model calls run in this process
         self.registry = SessionRegistry(
             lambda: Interaction(
                 self.predictor,
                 self.limits.engine_limits(),
                 display_size=display_size,
-                state_on_cpu=on_zero_gpu(),  # the GPU is lent per call: keep session state on the CPU
+                state_on_cpu=zero_gpu,  # the GPU is lent per call: keep session state on the CPU
                 precision=self.precision,
+                executor=executor,
             ),
             max_sessions=self.limits.max_sessions,
             ttl_s=self.limits.session_ttl_min * 60,
@@ -417,7 +427,8 @@ class App:
                 "(click a point again to remove it), then **track**. Keys: `a` add object, "
                 "`p`/`n`/`b` tools, `z`/`y` undo/redo, `t` track, `Esc` stop, `←`/`→` frames."
                 + (f"  \nModel: {self.model_label} · " if self.model_label else "  \n")
-                + f"Runs in {self.precision_label}",
+                + f"Runs in {self.precision_label}"
+                + (" · model calls in a forked GPU worker (ZeroGPU)" if self.executor is not None else ""),
                 elem_id="sam2-model-info",
             )
             key_state = gr.State(None)
@@ -596,16 +607,16 @@ class App:
                 inputs,
                 name,
                 group=VIEW_GROUP,
-                gpu_seconds=60,
                 public=False,
                 progress="minimal",
                 **kw,
             ):
-                """Bind a handler that draws the view: model work in the one model queue (and on ZeroGPU under
-                spaces.GPU), redraws beside it, never waiting. ``public``: listed on the API page as ``name``,
-                else an undocumented ``ui_<name>``."""
+                """Bind a handler that draws the view: model work in the one model queue, redraws beside it,
+                never waiting. Handlers run in this process; on ZeroGPU the session hands its model calls to
+                the GPU worker (`App.executor`). ``public``: listed on the API page as ``name``, else an
+                undocumented ``ui_<name>``."""
                 return event(
-                    gpu(gpu_seconds)(fn) if group == MODEL_GROUP else fn,
+                    fn,
                     inputs,
                     outputs,
                     api_name=name if public else f"ui_{name}",
@@ -635,7 +646,6 @@ class App:
                 [session_file, session_media],
                 "load_session",
                 group=MODEL_GROUP,
-                gpu_seconds=120,
                 public=True,
                 progress="full",
             )
@@ -647,7 +657,7 @@ class App:
                 frame = None if shown is None else int(shown)  # the frame the person saw when clicking
                 return draw(_raise_errors(ui_.click(x, y, frame=frame)), request)
 
-            on(frame_image.select, on_select, [slider], "click", group=MODEL_GROUP, gpu_seconds=30)
+            on(frame_image.select, on_select, [slider], "click", group=MODEL_GROUP)
 
             def on_timeline(evt: gr.SelectData, request: gr.Request) -> tuple:
                 ui_ = self.interaction(request)
@@ -711,7 +721,6 @@ class App:
                 [points_per_side],
                 "segment_everything",
                 group=MODEL_GROUP,
-                gpu_seconds=120,
             )
 
             # --- tracking, streamed, with Stop
@@ -738,7 +747,6 @@ class App:
                     None,
                     f"propagate_{d}",
                     group=MODEL_GROUP,
-                    gpu_seconds=_track_seconds(self),
                 )
                 for d in ("backward", "both", "forward")
             ]
@@ -898,37 +906,10 @@ class App:
             segment_everything,
         )
         for fn in model_calls:
-            gr.api(gpu(60)(fn), api_name=fn.__name__, concurrency_id=MODEL_GROUP, concurrency_limit=1)
-        gr.api(
-            gpu(_track_seconds(self))(propagate),
-            api_name="propagate",
-            concurrency_id=MODEL_GROUP,
-            concurrency_limit=1,
-        )
+            gr.api(fn, api_name=fn.__name__, concurrency_id=MODEL_GROUP, concurrency_limit=1)
+        gr.api(propagate, api_name="propagate", concurrency_id=MODEL_GROUP, concurrency_limit=1)
         for fn in (set_tool, go_to, stop, masks, view):
             gr.api(fn, api_name=fn.__name__, concurrency_id=VIEW_GROUP, concurrency_limit=None)
-
-
-GPU_SECONDS_PER_FRAME = 0.25  # generous for SAM 2.1 tiny on a ZeroGPU slice (about 0.05 s per frame)
-GPU_SECONDS_BASE = 20
-GPU_SECONDS_MAX = 300
-
-
-def _track_seconds(app: App) -> Callable[..., int]:
-    """ZeroGPU duration of a tracking call from its arguments: grows with the frames the run will track.
-
-    A shorter request gets the GPU sooner on ZeroGPU, so a short clip does not ask for a long one's time.
-    """
-
-    def seconds(*args: Any, **kwargs: Any) -> int:
-        request = next((a for a in (*args, *kwargs.values()) if hasattr(a, "session_hash")), None)
-        ui = app.registry.peek(getattr(request, "session_hash", None) or "")
-        frames = app.limits.max_frames
-        if ui is not None and ui.session is not None:
-            frames = ui.session.num_frames + 1  # at most: "both" visits its start frame twice
-        return int(min(GPU_SECONDS_MAX, GPU_SECONDS_BASE + GPU_SECONDS_PER_FRAME * frames))
-
-    return seconds
 
 
 def _parse_key(text: str) -> tuple[str, bool, bool]:
@@ -977,6 +958,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--max-sessions", type=int, default=defaults.max_sessions)
     parser.add_argument("--session-ttl-min", type=float, default=defaults.session_ttl_min)
+    parser.add_argument(
+        "--zero-gpu-emulation",
+        choices=WORKER_MODES,
+        help="run every model call in a forked worker as a ZeroGPU Space does (reuse: one worker kept; "
+        "fresh: a new fork per call; random: either), to try the Space's process model on any machine",
+    )
     return parser.parse_args(argv)
 
 
@@ -1008,11 +995,19 @@ def launch(demo: gr.Blocks, host: str | None, port: int | None, share: bool = Fa
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    on_zero_gpu()  # on ZeroGPU this imports spaces first, as it must come before anything uses CUDA
     predictor = load_predictor(args.model, args.checkpoint, args.config, args.device, args.image_size)
     precision = choose_precision(args.precision, predictor)
     label = str(args.checkpoint) if args.checkpoint else args.model
+    executor = None
+    if args.zero_gpu_emulation:
+        executor = WorkerExecutors(ForkedGPU(args.zero_gpu_emulation)(serve), predictor)
     app = App(
-        predictor, limits_from_args(args), model_label=f"{label} on {predictor.device}", precision=precision
+        predictor,
+        limits_from_args(args),
+        model_label=f"{label} on {predictor.device}",
+        precision=precision,
+        executor=executor,
     )
     app.start_sweeper()
     launch(app.build(), args.host, args.port, share=args.share)

@@ -38,6 +38,7 @@ from .commands import (  # noqa: F401 - the names front ends import from here
     TOOLS,
 )
 from .errors import SessionError
+from .executor import ExecutorFactory
 from .interaction_commands import CommandDispatch
 from .interaction_tracking import RunControl
 from .interaction_view import ViewBuilding
@@ -69,6 +70,7 @@ class Interaction(ViewBuilding, RunControl, CommandDispatch):
         marker radius the renderer draws.
       state_on_cpu: open sessions with their tracking state on the CPU (see `Session.open`).
       precision: what sessions run in: "auto", "fp32" or "bf16" (see `Session.open`; views show it).
+      executor: where sessions run their model calls (see `Session.open`; None: in this process).
       layered: views carry the frame as three layers (`View.layers`: frame, masks, markers) instead of one
         image, for a canvas that redraws only the layers that changed.
     """
@@ -82,8 +84,10 @@ class Interaction(ViewBuilding, RunControl, CommandDispatch):
         state_on_cpu: bool = False,
         layered: bool = False,
         precision: str = "auto",
+        executor: ExecutorFactory | None = None,
     ) -> None:
         self.predictor = predictor
+        self.executor = executor
         self.layered = layered
         self.limits = limits or Limits()
         self.display_size = display_size
@@ -161,7 +165,7 @@ class Interaction(ViewBuilding, RunControl, CommandDispatch):
             session.close()
 
     def _session_options(self) -> dict[str, Any]:
-        return {"state_on_cpu": self.state_on_cpu, "precision": self.precision}
+        return {"state_on_cpu": self.state_on_cpu, "precision": self.precision, "executor": self.executor}
 
     def _install(self, session: Session) -> None:
         with self._lock:

@@ -109,7 +109,8 @@ def split_legs(legs: tuple[Leg, ...], max_frames: int | None) -> list[tuple[Leg,
     """A run's legs cut into calls of at most ``max_frames`` frames each (None: one call), in order.
 
     A cut leg goes on where its part before stopped (the next frame in its direction), so tracking the parts
-    one after the other visits the same frames with the same memory as the whole leg.
+    one after the other visits the same frames with the same memory as the whole leg. The predictor tracks
+    nothing backward from frame 0, so a backward part never starts there (its call takes one more frame).
     """
     legs = tuple(leg for leg in legs if leg.count > 0)
     if max_frames is None:
@@ -123,11 +124,13 @@ def split_legs(legs: tuple[Leg, ...], max_frames: int | None) -> list[tuple[Leg,
         start, left = leg.start, leg.count
         while left > 0:
             take = min(left, room)
+            if leg.reverse and left - take == 1 and start - take == 0:
+                take = left  # a backward call cannot start at frame 0: it goes one frame over instead
             current.append(Leg(start, take, leg.reverse))
             start += -take if leg.reverse else take
             left -= take
             room -= take
-            if room == 0:
+            if room <= 0:
                 calls.append(tuple(current))
                 current, room = [], max_frames
     if current:

@@ -15,6 +15,7 @@ from model.errors import VideoSourceError
 from . import export, persist
 from .colors import RGB
 from .errors import SessionError
+from .executor import ExecutorFactory
 from .masks import FrameMasksView
 from .media import Limits
 from .predictor import VideoPredictor
@@ -196,6 +197,7 @@ class SessionOutput:
         state_on_cpu: bool = False,
         limits: Limits | None = None,
         precision: str = "auto",
+        executor: ExecutorFactory | None = None,
     ) -> S:
         """Restore a session written by `save`: same objects, prompts, masks and stale frames.
 
@@ -204,7 +206,8 @@ class SessionOutput:
             It must have the same frames as the saved one.
           replay: recompute every mask by replaying the prompt log through ``predictor`` instead of reading
             the saved masks (slower; the same model gives identical masks).
-          state_on_cpu, precision: as for `open` (the saved masks are kept whatever precision made them).
+          state_on_cpu, precision, executor: as for `open` (the saved masks are kept whatever precision
+            made them).
           limits: open the video within these instead of the limits saved in the file (a server keeps its
             own); the frames must still come out as they were saved.
         A damaged or forged file (frames, objects or mask sizes the video cannot have) raises `SessionError`.
@@ -219,6 +222,7 @@ class SessionOutput:
             fps=saved.fps,
             state_on_cpu=state_on_cpu,
             precision=precision,
+            executor=executor,
         )
         try:
             persist.check_same_video(session._media, session.frame(0), saved.video, path)
