@@ -31,9 +31,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_app(work_root: Path, limits: AppLimits = TEST_LIMITS, display_size=(960, 640)):
-    """(App, url) of a launched app; closed afterwards."""
-    app = App(predictor(), limits, display_size=display_size, work_root=work_root, model_label="test model")
+def running_app(work_root: Path, limits: AppLimits = TEST_LIMITS, display_size=(960, 640), executor=None):
+    """(App, url) of a launched app, closed afterwards; model calls go through ``executor`` (None: here)."""
+    app = App(
+        predictor(),
+        limits,
+        display_size=display_size,
+        work_root=work_root,
+        model_label="test model",
+        executor=executor,
+    )
     demo = app.build()
     _, url, _ = launch(demo, "127.0.0.1", free_port(), prevent_thread_lock=True, quiet=True)
     try:
