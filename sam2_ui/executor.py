@@ -114,10 +114,3 @@ class ModelExecutor(Protocol):
 
 ExecutorFactory = Callable[[SessionModel], ModelExecutor]
 """Makes the executor of a session (e.g. ``WorkerExecutors(...)`` for a ZeroGPU Space)."""
-
-
-def in_process(model: SessionModel) -> ModelExecutor:
-    """The default executor: the predictor and its state in this process (`Tracker`)."""
-    from .tracker import Tracker
-
-    return Tracker(model.predictor, model.media.frames, model.state_on_cpu, model.precision)

@@ -35,7 +35,7 @@ from .checks import check_box, check_frame, check_index, check_point
 from .colors import RGB
 from .document import SessionState
 from .errors import SessionError
-from .executor import ExecutorFactory, SessionModel, in_process
+from .executor import ExecutorFactory, SessionModel
 from .history import Change
 from .media import Limits, Media, open_media
 from .objects import ObjectInfo
@@ -57,6 +57,7 @@ from .render import DisplayMapping
 from .session_output import SessionOutput
 from .session_queries import SessionQueries
 from .session_tracking import TrackingRuns
+from .tracker import Tracker
 
 
 class Session(SessionQueries, TrackingRuns, SessionOutput):
@@ -76,7 +77,8 @@ class Session(SessionQueries, TrackingRuns, SessionOutput):
         self.limits = limits
         self.messages: list[str] = list(media.messages)
         try:
-            self._executor = (executor or in_process)(SessionModel(predictor, media, state_on_cpu, precision))
+            model = SessionModel(predictor, media, state_on_cpu, precision)
+            self._executor = (executor or Tracker.for_session)(model)
         except (VideoSourceError, OSError) as error:
             media.frames.close()
             raise SessionError(f"Cannot read {media.description}: {error}") from error

@@ -20,7 +20,7 @@ import numpy as np
 from model.loading.precision import Precision, describe_precision, inference_autocast
 from model.video.video_frames import FrameSource
 
-from .executor import FoundMask, FrameResult, Scores, TrackedFrame
+from .executor import FoundMask, FrameResult, Scores, SessionModel, TrackedFrame
 from .predictor import ScoresFrames, ShowsMemory, VideoPredictor, predictor_device
 from .prompts import (
     Action,
@@ -64,6 +64,11 @@ class Tracker:
                 self.state = predictor.init_state(frames)
         self._applied: list[Action] = []
         self._in_sync = True  # False after a predictor call failed half-way: the state is unknown
+
+    @classmethod
+    def for_session(cls, model: SessionModel) -> Tracker:
+        """The default `executor.ExecutorFactory`: a session's model calls in this process."""
+        return cls(model.predictor, model.media.frames, model.state_on_cpu, model.precision)
 
     def autocast(self) -> AbstractContextManager:
         """The context every network call of this session runs in (a no-op for fp32)."""
