@@ -8,8 +8,12 @@ Model work (clicks, tracking, segment everything) goes through Gradio's queue un
 scrubbing, redraws, stop and downloads do not wait behind it. Every action is also a named API endpoint
 named after the engine verb (``/add_point``, ``/propagate``, ...), listed on the app's "Use via API" page.
 
+Handlers always run in the app's process. On a ZeroGPU Space the sessions hand their model calls to
+``spaces.GPU`` around `sam2_ui.model_worker.serve` (`zero_gpu_executors`), so what a forked GPU worker
+computes comes back as data and the session here stays the only copy of the document.
+
     python app.py [--model facebook/sam2.1-hiera-tiny | --checkpoint PATH [--config NAME]] [--device auto]
-                  [--precision auto|fp32|bf16]
+                  [--precision auto|fp32|bf16] [--zero-gpu-emulation reuse|fresh|random]
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """`Session`: the interaction engine every front end drives.
 
 A session owns one opened video (or image), its objects, the prompts given on its frames, the masks shown
-and exported, and the undo history. It drives a ``SAM2VideoPredictor`` through `Tracker`:
+and exported, and the undo history. It drives a ``SAM2VideoPredictor`` through an executor:
 
 - the masks live in the session's own `MaskStore` (the source of truth for display and export);
-- every model call goes through the session's executor (`executor.py`) with the prompt log it builds on:
-  in this process by default, or in a worker process (a ZeroGPU Space) that returns plain data;
+- every model call goes through the executor (`executor.py`) with the prompt log it builds on: `Tracker` in
+  this process by default, or a worker process (a ZeroGPU Space) that returns plain data;
 - every predictor call is recorded in the prompt log (`prompts.py`); undo and redo move through the
   history (`history.py`) and restore the masks exactly, and the predictor's state is rebuilt from the log
   lazily, right before the next call that needs it;

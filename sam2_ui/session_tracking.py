@@ -1,8 +1,9 @@
 """Tracking runs of a `Session`: planning, the frame loop, cancel, and the time a run will take.
 
-`TrackingRuns` is part of `Session` (a mixin: it uses the session's locks, tracker and state). The frame loop
-runs the predictor's legs one frame at a time under the model lock, stores each frame's masks as it comes,
-and yields a `PropagationProgress`; the whole run is one undo step and one `Propagate` action in the log.
+`TrackingRuns` is part of `Session` (a mixin: it uses the session's locks, executor and state). The frame loop
+takes the executor's tracked frames one at a time under the model lock, stores each frame's masks as it
+comes, and yields a `PropagationProgress`; the whole run is one undo step, with one `Propagate` action in the
+log per executor call (one call, unless the executor limits the frames a call may take).
 """
 
 from __future__ import annotations

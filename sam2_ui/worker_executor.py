@@ -104,7 +104,7 @@ class WorkerExecutor:
     # ------------------------------------------------------------------------------------- executor calls
     def run(self, log: Sequence[Action], actions: Sequence[Action]) -> list[FrameResult | None]:
         log, actions = tuple(log), tuple(actions)
-        frames = sum(1 for _ in actions) + replay_frames(log)
+        frames = len(actions) + replay_frames(log)
         call = self._call(RUN, log, frames, actions=actions)
         results: list[FrameResult | None] = [None] * len(actions)
         for reply in self._replies(call, "The click"):

@@ -155,3 +155,30 @@ def test_a_killed_worker_gives_the_client_a_message_and_keeps_every_stored_mask(
             list(direct.propagate("forward", start=0, end=3))
             assert_same_masks({(f, o): m for f, ms in kept.items() for o, m in ms.items()}, all_masks(direct))
     gpu.shutdown()
+
+
+def test_stop_through_the_client_ends_a_worker_run_within_a_frame_and_the_worker_keeps_up(
+    tmp_path_factory, tmp_path
+):
+    long_clip = write_clip(tmp_path / "long.mp4", num_frames=40)
+    gpu, app_context = launched(tmp_path_factory, "reuse")
+    with app_context as (app, url):
+        client = client_for(url, app.registry.root)
+        client.predict(handle_file(str(long_clip)), api_name="/open")
+        client.predict(0, 0, *disc_centre(0), True, api_name="/add_point")
+        job = client.submit("forward", 0, api_name="/propagate")
+        done_when_stopped = None
+        for update in job:
+            if update["progress"] and update["progress"]["done"] >= 2:
+                done_when_stopped = update["progress"]["done"]
+                client.predict(api_name="/stop")
+                break
+        job.result()
+        timeline = client.predict(api_name="/view")["objects"][0]["timeline"]
+        tracked = timeline.replace("D", "M").count("M") + 1  # + the prompted frame
+        # the client sees updates a little late: the run may be a couple of frames further than it was told
+        assert done_when_stopped <= tracked <= done_when_stopped + 3 < 40
+        client.predict(1, 0, *disc_centre(1), False, api_name="/add_point")
+        session = app.registry.peek(client.session_hash).session
+        assert session._executor.stats.replayed == 0  # the worker held exactly the frames the tab stored
+    gpu.shutdown()
