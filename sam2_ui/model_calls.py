@@ -114,10 +114,10 @@ class MasksFound:
 
 @dataclass(frozen=True)
 class CallEnd:
-    """The call is over: the worker's state is now at ``version``; ``replayed`` actions of the log were run
-    again first (0: the worker still held the state the call built on)."""
+    """The call is over: the worker's state is now at ``version`` (None: unknown); ``replayed`` actions of the
+    log were run again first (0: the worker still held the state the call built on)."""
 
-    version: str
+    version: str | None
     replayed: int
 
 

@@ -56,11 +56,6 @@ def register_predictor(predictor: VideoPredictor) -> str:
     return key
 
 
-def worker_cache() -> WorkerCache:
-    """This process's cache of session states (for tests and tools)."""
-    return _CACHE
-
-
 class FileStop:
     """A stop signal another process gives by creating a file (``is_set`` once it exists)."""
 
@@ -84,16 +79,20 @@ def serve(call: ModelCall) -> Iterator[Reply]:
             )
         cached = _CACHE.get(call, predictor)
         tracker = cached.tracker
+        if call.kind == SEGMENT:  # one frame's image: the state kept for the session stays as it is
+            found = tracker.segment(call.frame, call.options)
+            yield MasksFound.pack(found, (tracker.frames.height, tracker.frames.width))
+            yield CallEnd(cached.version, 0)
+            return
         log = call.log
         if cached.version == call.version:
             log = tuple(tracker.applied)  # the very records it holds: no comparison needed
         replayed = tracker.sync(log)
         cached.version = None  # unknown until this call ends as planned
         if call.kind == RUN:
-            for index, action in enumerate(call.actions):
-                (result,) = tracker.run(log, [action])
-                log = (*log, action)
+            for index, result in enumerate(tracker.run(log, call.actions)):
                 yield ActionDone(index, None if result is None else PackedFrame.pack(result))
+            log = (*log, *call.actions)
         elif call.kind == TRACK:
             counts = [0] * len(call.legs)
             frames = tracker.track(log, call.legs, FileStop(call.stop_path))
@@ -103,9 +102,6 @@ def serve(call: ModelCall) -> Iterator[Reply]:
             ran = done_legs(call.legs, counts)
             if ran:
                 log = (*log, Propagate(ran))
-        elif call.kind == SEGMENT:
-            found = tracker.segment(call.frame, call.options)
-            yield MasksFound.pack(found, (tracker.frames.height, tracker.frames.width))
         else:
             raise ValueError(f"unknown model call kind {call.kind!r}")
         cached.version = log_version(log)

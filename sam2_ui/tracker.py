@@ -36,8 +36,6 @@ from .prompts import (
 )
 from .propagation import done_legs
 
-__all__ = ["FrameResult", "Scores", "Tracker"]
-
 
 class Tracker:
     """A ``SAM2VideoPredictor`` with one inference state over ``frames``; every predictor call runs in

@@ -34,12 +34,6 @@ class WorkerCache:
         self.max_sessions = max_sessions
         self._sessions: OrderedDict[str, CachedSession] = OrderedDict()
 
-    def __contains__(self, session: str) -> bool:
-        return session in self._sessions
-
-    def __len__(self) -> int:
-        return len(self._sessions)
-
     def get(self, call: ModelCall, predictor: VideoPredictor) -> CachedSession:
         """The session's cached state, or a new one over its media opened here (at version "", the empty
         log)."""

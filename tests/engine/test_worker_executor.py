@@ -126,6 +126,18 @@ def test_a_reused_worker_builds_on_the_state_it_kept(clip, workers):
     ]
 
 
+def test_segment_everything_leaves_the_worker_s_kept_state_alone(clip, workers):
+    launcher, factory = workers("reuse")
+    with Session.open(clip, predictor(), executor=factory) as session:
+        ball = session.add_object()
+        session.add_point(0, ball, *disc_centre(0))
+        list(session.propagate("forward", start=0))
+        session.segment_everything(0, points_per_side=4)
+        session.add_point(2, ball, *disc_centre(2), False)
+        assert session._executor.stats.replayed == 0
+    assert "segment" in [call.kind for call in launcher.calls]
+
+
 def test_no_tensor_crosses_between_session_and_worker(clip, workers):
     launcher, factory = workers("fresh")
     with Session.open(clip, predictor(), executor=factory) as session:
