@@ -91,9 +91,21 @@ class SessionState:
     def put_tracked(
         self, change: Change, frame: int, masks: dict[int, np.ndarray], scores: Scores, clock: int
     ) -> None:
-        """Store one tracked frame's masks (a frame with the object's own prompt keeps origin "prompt")."""
+        """Store one tracked frame's masks.
+
+        On a frame with the object's own prompt the mask keeps origin "prompt" when tracking gave back the
+        prompt's mask (a conditioning frame); a different mask means tracking computed the frame again over
+        the prompt (a correction kept out of the conditioning frames) and gets origin "propagation", which
+        `Session.replaced_prompt_frames` reports.
+        """
         for obj, mask in masks.items():
-            origin = PROMPT if (frame, obj) in self.table else PROPAGATION
+            origin = PROPAGATION
+            if (frame, obj) in self.table:
+                kept = self.store.get(frame, obj)
+                if kept is None or (
+                    kept.origin == PROMPT and np.array_equal(kept.mask(self.store.shape), mask)
+                ):
+                    origin = PROMPT
             iou, score = scores.get(obj, (None, None))
             change.put_mask(frame, obj, MaskEntry.from_mask(mask, origin, clock, iou, score))
 

@@ -65,12 +65,14 @@ class FoundMask(NamedTuple):
 @dataclass(frozen=True)
 class SessionModel:
     """What a session's model calls need: the predictor, the opened media, where the tracking state is kept
-    between calls (``state_on_cpu``) and the precision the network runs in."""
+    between calls (``state_on_cpu``), the precision the network runs in, and whether a correction on a
+    tracked frame becomes a conditioning frame (``corrections_as_conditioning``, see `Session.open`)."""
 
     predictor: VideoPredictor
     media: Media
     state_on_cpu: bool
     precision: Precision
+    corrections_as_conditioning: bool = True
 
 
 class ModelExecutor(Protocol):

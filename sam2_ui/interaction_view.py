@@ -79,6 +79,7 @@ class ViewBuilding:
         estimate = "" if progress is not None else self._estimate(session, frame)
         stats = {
             "stale": len(session.stale_frames()),
+            "replaced": len(session.replaced_prompt_frames()),
             "doubtful": len(session.doubtful_frames()),
             "tracked": len(session.tracked_frames()),
         }
@@ -145,7 +146,7 @@ class ViewBuilding:
                 f"Tracking {progress.direction}: frame {frame}, {progress.done}/{progress.total} done, "
                 f"about {_duration(progress.eta_s)} left. Stop keeps what is done."
             )
-        where = "Image" if session.is_image else f"Frame {frame + 1} of {session.num_frames}"
+        where = "Image" if session.is_image else f"Frame {frame} (frames 0–{session.num_frames - 1})"
         selected = next((r for r in rows if r.selected), None)
         box_hint = " Box: now click the opposite corner (Esc drops it)." if box_started else ""
         if selected is None:
@@ -156,6 +157,13 @@ class ViewBuilding:
         parts = [f"{where}", f"object {selected.name!r}", f"tool: {tools[tool]}"]
         if stats["stale"]:
             parts.append(f"{stats['stale']} stale frames: track again")
+        if stats["replaced"]:
+            frames = ", ".join(map(str, session.replaced_prompt_frames()[:5]))
+            parts.append(
+                f"tracking replaced the corrections on frames {frames}"
+                f"{', ...' if stats['replaced'] > 5 else ''} (corrections are not kept in this session's "
+                "memory): click there again"
+            )
         if stats["doubtful"]:
             parts.append(f"{stats['doubtful']} doubtful frames: check them")
         status = " · ".join(parts) + "." + box_hint

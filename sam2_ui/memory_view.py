@@ -31,9 +31,11 @@ SCORE_RANGE = 10.0  # object score logits beyond +-10 are drawn at full height
 class MemoryView:
     """One object's memory as seen from one frame.
 
-    conditioning: the object's prompted frames (every one is in memory, future ones too). recent: (slot,
-    frame) of the tracked frames just before this one whose memories are read (slot 1 the oldest). pointers:
-    the frames whose object pointers are read. reverse: "before" means later frames (tracked backwards).
+    conditioning: the object's conditioning frames (every one is in memory, future ones too): its first
+    prompts, and its corrections where the session keeps them (`Session.corrections_as_conditioning`).
+    recent: (slot, frame) of the tracked frames just before this one whose memories are read (slot 1 the
+    oldest). pointers: the frames whose object pointers are read. reverse: "before" means later frames
+    (tracked backwards).
     prompted: this frame has the object's own prompt (its mask comes from that prompt, not from memory).
     scores: per frame of the video, the object score logit of the object's mask (> 0: the model sees the
     object), or None where there is no mask or the score is unknown.

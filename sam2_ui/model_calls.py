@@ -29,7 +29,7 @@ class ModelCall:
     session: the session's id (the worker keeps its predictor state under it).
     predictor: the key of the predictor registered in the process the worker was forked from.
     media: how to open the session's frames.
-    state_on_cpu, precision: as `Session.open` was given them.
+    state_on_cpu, precision, corrections_as_conditioning: as `Session.open` was given them.
     log, version: the prompt log the call builds on and its `log_version`.
     kind: `RUN` (``actions``), `TRACK` (``legs``, stopping when ``stop_path`` exists) or `SEGMENT`
       (``frame`` with the mask generator's ``options``).
@@ -44,6 +44,7 @@ class ModelCall:
     log: tuple[Action, ...]
     version: str
     kind: str
+    corrections_as_conditioning: bool = True
     actions: tuple[Action, ...] = ()
     legs: tuple[Leg, ...] = ()
     stop_path: str | None = None

@@ -12,7 +12,9 @@ Layout (``"format": "sam2-ui-session"``, ``"version": 1``):
 - ``masks``: every stored mask as exact run lengths, with its origin and clock, plus ``prompt_clocks`` and
   ``clock``, so stale frames survive the round trip; ``iou`` and ``score`` (the model's predicted IoU and
   object score logit) where known: optional, files written without them still load;
-- ``model``: the network's image size, for a warning when loading with another model.
+- ``model``: the network's image size, for a warning when loading with another model;
+- ``corrections_as_conditioning``: whether corrections on tracked frames were conditioning frames (the log
+  replays to the same masks only with the same setting; files without it were made with False).
 
 The undo history is not saved: a loaded session starts with nothing to undo.
 """
@@ -47,6 +49,7 @@ def to_document(
     frame0: np.ndarray,
     limits: Limits,
     image_size: int | None,
+    corrections_as_conditioning: bool,
     portable: bool = False,
 ) -> dict[str, Any]:
     """The JSON-ready document of a session: its media, limits and model, and its state's document.
@@ -76,6 +79,7 @@ def to_document(
         },
         "limits": limits.to_json(),
         "model": {"image_size": image_size},
+        "corrections_as_conditioning": corrections_as_conditioning,
         **state.to_document(),
     }
 
@@ -103,6 +107,7 @@ class SessionFile:
     source: Any  # what to open (the caller's source=, or the saved path)
     image_size: int | None  # the model input size it was saved with
     document: SavedDocument
+    corrections_as_conditioning: bool  # as the session was opened (False in files from before the setting)
 
 
 def read(path: Path, source: Any, replay: bool, limits: Limits | None = None) -> SessionFile:
@@ -119,6 +124,9 @@ def read(path: Path, source: Any, replay: bool, limits: Limits | None = None) ->
         bounds = _Bounds.of(video, document)
         saved = from_document(document, bounds, with_masks=not replay)
         fps = float(video["fps"])
+        as_cond = document.get("corrections_as_conditioning", False)
+        if not isinstance(as_cond, bool):
+            raise ValueError(f"corrections_as_conditioning must be true or false, not {as_cond!r}")
         # Only now, with the file checked, is a path inside it ever used (and only without source=).
         if source is None:
             source = _saved_source(document["source"], path)
@@ -127,7 +135,7 @@ def read(path: Path, source: Any, replay: bool, limits: Limits | None = None) ->
             f"{path.name} is not a valid sam2-ui session file ({type(error).__name__}: {error})."
         ) from error
     image_size = document.get("model", {}).get("image_size")
-    return SessionFile(video, limits, fps, source, image_size, saved)
+    return SessionFile(video, limits, fps, source, image_size, saved, as_cond)
 
 
 def _read(path: Path) -> dict[str, Any]:

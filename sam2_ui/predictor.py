@@ -69,6 +69,14 @@ class ScoresFrames(Protocol):
 
 
 @runtime_checkable
+class ChoosesCorrections(Protocol):
+    """A predictor whose inference states each choose ``add_all_frames_to_correct_as_cond`` (whether a
+    correction on a tracked frame becomes a conditioning frame) instead of the predictor's one setting."""
+
+    def keep_corrections_as_conditioning(self, inference_state: Any, enabled: bool | None) -> None: ...
+
+
+@runtime_checkable
 class ShowsMemory(Protocol):
     """A predictor that says which frames an object's memory gives a frame."""
 

@@ -71,17 +71,22 @@ class Session(SessionQueries, TrackingRuns, SessionOutput):
         state_on_cpu: bool = False,
         precision: Precision = "fp32",
         executor: ExecutorFactory | None = None,
+        corrections_as_conditioning: bool = True,
     ) -> None:
         self._media = media
         self._predictor = predictor
         self.limits = limits
         self.messages: list[str] = list(media.messages)
+        self._corrections_as_conditioning = bool(corrections_as_conditioning)
         try:
-            model = SessionModel(predictor, media, state_on_cpu, precision)
+            model = SessionModel(predictor, media, state_on_cpu, precision, self._corrections_as_conditioning)
             self._executor = (executor or Tracker.for_session)(model)
         except (VideoSourceError, OSError) as error:
             media.frames.close()
             raise SessionError(f"Cannot read {media.description}: {error}") from error
+        except BaseException:
+            media.frames.close()
+            raise
         self._state = SessionState((media.frames.height, media.frames.width), limits.max_undo)
         self._lock = threading.RLock()  # guards the state above; held briefly, never during network work
         self._model_lock = threading.Lock()  # one predictor call (or tracked frame) at a time
@@ -106,6 +111,7 @@ class Session(SessionQueries, TrackingRuns, SessionOutput):
         state_on_cpu: bool = False,
         precision: str = "auto",
         executor: ExecutorFactory | None = None,
+        corrections_as_conditioning: bool = True,
     ) -> Session:
         """Open a video file, a folder of frames, an image, a T, H, W, 3 uint8 array or a list of frames.
 
@@ -122,12 +128,28 @@ class Session(SessionQueries, TrackingRuns, SessionOutput):
             ``SAM2_UI_PRECISION`` environment variable replaces "auto"), "fp32" or "bf16" (see `precision`).
           executor: where model calls run (see `executor.py`): None runs them in this process; on a ZeroGPU
             Space, ``WorkerExecutors`` runs each in a forked GPU worker.
+          corrections_as_conditioning: a click, box or mask on a frame the object was already tracked on (a
+            correction) becomes a conditioning frame, like the object's first prompt, so tracking again in
+            any direction keeps the corrected mask and carries it on (SAM 2 was trained this way: the
+            official training sets ``add_all_frames_to_correct_as_cond``). False keeps the official
+            predictor's default: a correction only changes its own frame until the next tracking run over
+            it computes that frame again from memory (`replaced_prompt_frames` then lists it). The
+            predictor's own setting is left as it is; an official predictor must have been built with the
+            same value.
         Raises `SessionError` for a missing, unreadable or empty source, ``ValueError`` for an unknown
         precision or "bf16" on a device without fast bf16.
         """
         limits = limits or Limits()
         precision = resolve_precision(precision, predictor_device(predictor))
-        return cls(open_media(source, limits, fps), predictor, limits, state_on_cpu, precision, executor)
+        return cls(
+            open_media(source, limits, fps),
+            predictor,
+            limits,
+            state_on_cpu,
+            precision,
+            executor,
+            corrections_as_conditioning,
+        )
 
     @property
     def num_frames(self) -> int:
@@ -159,6 +181,11 @@ class Session(SessionQueries, TrackingRuns, SessionOutput):
     @property
     def predictor(self) -> VideoPredictor:
         return self._predictor
+
+    @property
+    def corrections_as_conditioning(self) -> bool:
+        """Whether a correction on a tracked frame becomes a conditioning frame (see `open`)."""
+        return self._corrections_as_conditioning
 
     def frame(self, index: int) -> np.ndarray:
         """Frame ``index`` as a read-only H, W, 3 uint8 RGB array, decoded on first use (bounded cache)."""

@@ -183,6 +183,7 @@ class SessionOutput:
                 self.frame(0),
                 self.limits,
                 persist.image_size_of(self._predictor),
+                self._corrections_as_conditioning,
                 portable,
             )
         return persist.write(document, Path(path))
@@ -198,6 +199,7 @@ class SessionOutput:
         limits: Limits | None = None,
         precision: str = "auto",
         executor: ExecutorFactory | None = None,
+        corrections_as_conditioning: bool | None = None,
     ) -> S:
         """Restore a session written by `save`: same objects, prompts, masks and stale frames.
 
@@ -210,6 +212,8 @@ class SessionOutput:
             made them).
           limits: open the video within these instead of the limits saved in the file (a server keeps its
             own); the frames must still come out as they were saved.
+          corrections_as_conditioning: as for `open`; None takes the file's (a file written before the
+            setting was saved was made with corrections outside the conditioning frames: False).
         A damaged or forged file (frames, objects or mask sizes the video cannot have) raises `SessionError`.
         The predictor's state is rebuilt from the prompt log before the first new prompt either way.
         """
@@ -223,6 +227,11 @@ class SessionOutput:
             state_on_cpu=state_on_cpu,
             precision=precision,
             executor=executor,
+            corrections_as_conditioning=(
+                saved.corrections_as_conditioning
+                if corrections_as_conditioning is None
+                else corrections_as_conditioning
+            ),
         )
         try:
             persist.check_same_video(session._media, session.frame(0), saved.video, path)

@@ -105,6 +105,25 @@ class SessionQueries:
                 }
             )
 
+    def replaced_prompt_frames(self, obj: int | None = None) -> list[int]:
+        """Frames whose prompts the shown mask does not follow: a tracking run computed the frame again over
+        them (of one object, or of any).
+
+        Happens only with ``corrections_as_conditioning=False`` (see `open`): a correction on a tracked
+        frame is not a conditioning frame, so the next run over that frame replaces its mask. A new prompt
+        on the frame shows its mask again.
+        """
+        with self._lock:
+            return sorted(
+                {
+                    frame
+                    for (frame, o), entry in self._state.store.items()
+                    if (obj is None or o == obj)
+                    and entry.origin == PROPAGATION
+                    and (frame, o) in self._state.table
+                }
+            )
+
     def doubtful_frames(self, obj: int | None = None) -> list[int]:
         """Frames where a mask of one object (or of any) deserves a second look, by `doubt_rule`.
 

@@ -21,7 +21,7 @@ from model.loading.precision import Precision, describe_precision, inference_aut
 from model.video.video_frames import FrameSource
 
 from .executor import FoundMask, FrameResult, Scores, SessionModel, TrackedFrame
-from .predictor import ScoresFrames, ShowsMemory, VideoPredictor, predictor_device
+from .predictor import ChoosesCorrections, ScoresFrames, ShowsMemory, VideoPredictor, predictor_device
 from .prompts import (
     Action,
     AddPoint,
@@ -39,7 +39,12 @@ from .propagation import done_legs
 
 class Tracker:
     """A ``SAM2VideoPredictor`` with one inference state over ``frames``; every predictor call runs in
-    ``precision`` ("fp32", or "bf16": under bf16 autocast on the predictor's device)."""
+    ``precision`` ("fp32", or "bf16": under bf16 autocast on the predictor's device).
+
+    ``corrections_as_conditioning``: the state's ``add_all_frames_to_correct_as_cond`` (None: the
+    predictor's own). A predictor that cannot choose it per state (the official one) must have been built
+    with the value asked for: anything else raises ``ValueError``, since the masks would silently differ.
+    """
 
     holds_state = True
 
@@ -49,6 +54,7 @@ class Tracker:
         frames: FrameSource,
         state_on_cpu: bool = False,
         precision: Precision = "fp32",
+        corrections_as_conditioning: bool | None = None,
     ) -> None:
         self.predictor = predictor
         self.frames = frames
@@ -60,13 +66,21 @@ class Tracker:
                 self.state = predictor.init_state(frames, offload_state_to_cpu=True)
             else:
                 self.state = predictor.init_state(frames)
+        if corrections_as_conditioning is not None:
+            self._choose_corrections(corrections_as_conditioning)
         self._applied: list[Action] = []
         self._in_sync = True  # False after a predictor call failed half-way: the state is unknown
 
     @classmethod
     def for_session(cls, model: SessionModel) -> Tracker:
         """The default `executor.ExecutorFactory`: a session's model calls in this process."""
-        return cls(model.predictor, model.media.frames, model.state_on_cpu, model.precision)
+        return cls(
+            model.predictor,
+            model.media.frames,
+            model.state_on_cpu,
+            model.precision,
+            model.corrections_as_conditioning,
+        )
 
     def autocast(self) -> AbstractContextManager:
         """The context every network call of this session runs in (a no-op for fp32)."""
@@ -174,6 +188,19 @@ class Tracker:
         self.state.close()
 
     # ----------------------------------------------------------------------------------------- internals
+    def _choose_corrections(self, enabled: bool) -> None:
+        if isinstance(self.predictor, ChoosesCorrections):
+            self.predictor.keep_corrections_as_conditioning(self.state, enabled)
+            return
+        built_with = bool(getattr(self.predictor, "add_all_frames_to_correct_as_cond", False))
+        if built_with != enabled:
+            self.close()
+            raise ValueError(
+                f"This predictor keeps add_all_frames_to_correct_as_cond={built_with} for every video and "
+                f"cannot change it per session: build it with add_all_frames_to_correct_as_cond={enabled}, "
+                f"or open the session with corrections_as_conditioning={built_with}."
+            )
+
     def _run_one(self, action: Action) -> FrameResult | None:
         try:
             with self.autocast():

@@ -88,7 +88,8 @@ class View:
     progress: the running tracking run, or None.
     notes: the last few notes ("Tracked forward: 40 of 40 frames", "Undid add point"), in every view until
       newer ones replace them, for a status line; ``messages`` has each note once.
-    stats: counts of "stale", "doubtful" and "tracked" frames over all objects.
+    stats: counts of "stale", "replaced" (prompts a tracking run computed over), "doubtful" and "tracked"
+      frames over all objects.
     precision: how the network runs for this session, for people ("bf16 autocast on CPU (AVX-512 BF16)",
       "fp32 on CUDA"; `Session.precision_label`), "" before any media.
     """

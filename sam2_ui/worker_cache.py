@@ -43,7 +43,13 @@ class WorkerCache:
             return cached
         media = call.media.open()
         try:
-            tracker = Tracker(predictor, media.frames, call.state_on_cpu, call.precision)  # type: ignore[arg-type]
+            tracker = Tracker(
+                predictor,
+                media.frames,
+                call.state_on_cpu,
+                call.precision,  # type: ignore[arg-type]
+                call.corrections_as_conditioning,
+            )
         except BaseException:
             media.frames.close()
             raise

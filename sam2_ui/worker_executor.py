@@ -176,6 +176,7 @@ class WorkerExecutor:
             media=self._model.media.ref,
             state_on_cpu=self._model.state_on_cpu,
             precision=self._model.precision,
+            corrections_as_conditioning=self._model.corrections_as_conditioning,
             log=log,
             version=log_version(log),
             kind=kind,

@@ -82,13 +82,26 @@ class PredictorBookkeeping:
         stored = (track.non_cond.keys() | track.temp_non_cond.keys()) - conditioning.keys()
         return memory_layout(self.model, frame_idx, conditioning, stored, state.num_frames, reverse)
 
+    def keep_corrections_as_conditioning(self, inference_state: VideoState, enabled: bool | None) -> None:
+        """Choose ``add_all_frames_to_correct_as_cond`` for one inference state (None: the predictor's own).
+
+        With True, a prompt on a frame the object was tracked on (a correction) is stored as a conditioning
+        frame, like the object's first prompt: later tracking runs return it as given and carry it on in
+        every direction. With False (the official default) it is stored as a tracked frame, which the next
+        run over it computes again from memory. The choice holds until it is made again (`reset_state`
+        keeps it); outputs stored before it keep their kind.
+        """
+        inference_state.corrections_as_conditioning = enabled
+
     # ------------------------------------------------------------------ internals
-    def _prompt_kind(self, track: ObjectTrack, frame_idx: int) -> tuple[bool, bool, bool]:
+    def _prompt_kind(self, state: VideoState, track: ObjectTrack, frame_idx: int) -> tuple[bool, bool, bool]:
         """For a prompt: (initial conditioning frame?, tracked in reverse?, stored as conditioning?)."""
         is_init_cond_frame = frame_idx not in track.tracked
         reverse = False if is_init_cond_frame else track.tracked[frame_idx]
-        is_cond = is_init_cond_frame or self.add_all_frames_to_correct_as_cond
-        return is_init_cond_frame, reverse, is_cond
+        as_cond = state.corrections_as_conditioning
+        if as_cond is None:
+            as_cond = self.add_all_frames_to_correct_as_cond
+        return is_init_cond_frame, reverse, is_init_cond_frame or as_cond
 
     @staticmethod
     def _memory(state: VideoState, track: ObjectTrack) -> ObjectMemory:

@@ -239,7 +239,7 @@ class SAM2VideoPredictor(PredictorBookkeeping):
                 old_points, old_labels = track.points[frame_idx]
                 points = torch.cat([old_points, points], dim=1)
                 labels = torch.cat([old_labels, labels], dim=1)
-            is_init_cond_frame, reverse, is_cond = self._prompt_kind(track, frame_idx)
+            is_init_cond_frame, reverse, is_cond = self._prompt_kind(state, track, frame_idx)
             prev = track.latest_output(frame_idx, is_cond)
             prev_logits = None
             if prev is not None:
@@ -287,7 +287,7 @@ class SAM2VideoPredictor(PredictorBookkeeping):
             mask_input = (mask_input >= 0.5).float()
 
         with new_object_undone_on_error(state, obj_id) as track:
-            is_init_cond_frame, reverse, is_cond = self._prompt_kind(track, frame_idx)
+            is_init_cond_frame, reverse, is_cond = self._prompt_kind(state, track, frame_idx)
             step = track_step(
                 self.model,
                 state.features[frame_idx],

@@ -61,6 +61,8 @@ class VideoState:
         self.memory_pos: torch.Tensor | None = None
         # Reused memory work (projected memory frames, conditioned features); None: nothing is reused.
         self.memory_cache = memory_cache
+        # This state's choice of ``add_all_frames_to_correct_as_cond`` (None: the predictor's own).
+        self.corrections_as_conditioning: bool | None = None
 
     # ------------------------------------------------------------------ objects
     @property

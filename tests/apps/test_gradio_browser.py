@@ -55,7 +55,7 @@ def test_upload_click_track_and_download_in_chromium(browser, tmp_path):
         page.set_input_files("#sam2-upload input[type=file]", str(clip))
         frame = page.locator("#sam2-frame img")
         expect(frame).to_be_visible(timeout=60_000)
-        expect(page.locator("#sam2-status")).to_contain_text("Frame 1 of 6", timeout=30_000)
+        expect(page.locator("#sam2-status")).to_contain_text("Frame 0 (frames 0–5)", timeout=30_000)
 
         # Click on the disc, where the image shows it: Gradio shows an image scaled down to fit its box, never
         # up, centred (CSS object-fit: scale-down), and maps clicks back the same way.
@@ -87,7 +87,7 @@ def test_upload_click_track_and_download_in_chromium(browser, tmp_path):
         # A right click is a negative point, mapped the same way.
         nx, ny = 30 * SCALE, 8 * SCALE
         frame.click(button="right", position={"x": left + (nx + 0.5) * scale, "y": top + (ny + 0.5) * scale})
-        expect(page.locator("#sam2-status")).to_contain_text("Frame 1 of 6", timeout=30_000)
+        expect(page.locator("#sam2-status")).to_contain_text("Frame 0 (frames 0–5)", timeout=30_000)
         deadline = time.monotonic() + 30
         while len(interaction.session.prompts(0)[1].points) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -127,7 +127,7 @@ def test_a_bad_upload_shows_a_message_and_the_tab_keeps_working_in_chromium(brow
         expect(page.get_by_text(re.compile("is not a readable video")).first).to_be_visible(timeout=30_000)
         page.locator("#sam2-upload button[aria-label='Clear']").first.click()
         page.set_input_files("#sam2-upload input[type=file]", str(clip))
-        expect(page.locator("#sam2-status")).to_contain_text("Frame 1 of 6", timeout=30_000)
+        expect(page.locator("#sam2-status")).to_contain_text("Frame 0 (frames 0–5)", timeout=30_000)
         expect(frame).to_be_visible()
         page.close()
 
@@ -138,7 +138,7 @@ def test_keys_track_with_streamed_previews_and_escape_stops_in_chromium(browser,
         page = browser.new_page(viewport={"width": 1500, "height": 1100})
         page.goto(url)
         page.set_input_files("#sam2-upload input[type=file]", str(clip))
-        expect(page.locator("#sam2-status")).to_contain_text("Frame 1 of 60", timeout=30_000)
+        expect(page.locator("#sam2-status")).to_contain_text("Frame 0 (frames 0–59)", timeout=30_000)
         frame = page.locator("#sam2-frame img")
         box = frame.bounding_box()
         frame.click(position={"x": box["width"] / 2, "y": box["height"] / 2})

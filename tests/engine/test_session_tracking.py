@@ -222,7 +222,7 @@ def test_clearing_a_prompt_marks_the_masks_tracked_from_it_stale(session):
 
 
 def test_frames_the_predictor_would_not_track_are_a_session_error(frames):
-    with Session.open(frames, predictor()) as s:
+    with Session.open(frames, predictor(), corrections_as_conditioning=False) as s:
         a = s.add_object()
         s.add_point(0, a, *disc_centre(0))
         list(s.propagate("forward", end=3))
@@ -237,10 +237,13 @@ def test_frames_the_predictor_would_not_track_are_a_session_error(frames):
 
 
 # ------------------------------------------------------------------------------------------------ parity
-def test_engine_masks_equal_the_bare_video_predictor_for_the_same_prompts(frames):
+@pytest.mark.parametrize("as_cond", [True, False], ids=["corrections_as_conditioning", "official_default"])
+def test_engine_masks_equal_the_bare_video_predictor_for_the_same_prompts(frames, as_cond):
     p = predictor()
+    p.add_all_frames_to_correct_as_cond = as_cond  # the bare predictor's setting for every video
     state = p.init_state(frames)
-    session = Session.open(frames, p)
+    session = Session.open(frames, p, corrections_as_conditioning=as_cond)
+    assert session.corrections_as_conditioning is as_cond
     a, b = session.add_object(), session.add_object()
 
     def bare(out) -> dict[int, np.ndarray]:

@@ -108,6 +108,20 @@ def test_every_worker_mode_gives_what_the_in_process_session_gives(clip, workers
         assert stats.misses == 0  # undo, then redo, comes back to the very log the worker holds
 
 
+def test_a_worker_tracks_with_the_session_s_choice_of_corrections_as_conditioning(clip, workers):
+    expected = {}
+    for as_cond in (True, False):
+        with Session.open(clip, predictor(), corrections_as_conditioning=as_cond) as direct:
+            scenario(direct)
+            expected[as_cond] = state_of(direct)
+        launcher, factory = workers("reuse")
+        with Session.open(clip, predictor(), executor=factory, corrections_as_conditioning=as_cond) as remote:
+            scenario(remote)
+            assert state_of(remote) == expected[as_cond]
+        assert {call.corrections_as_conditioning for call in launcher.calls} == {as_cond}
+    assert expected[True]["masks"] != expected[False]["masks"]  # the scenario's correction tells them apart
+
+
 def test_a_reused_worker_builds_on_the_state_it_kept(clip, workers):
     launcher, factory = workers("reuse")
     with Session.open(clip, predictor(), executor=factory) as session:
