@@ -731,8 +731,9 @@ class App:
             def track(direction: str) -> Callable:
                 def run(request: gr.Request, progress=gr.Progress()) -> Iterator[tuple]:  # noqa: B008
                     ui_ = self.interaction(request)
-                    # Views at most every STREAM_INTERVAL_S (a browser shows no more), and the last one.
-                    views = ui_.propagate(direction, min_interval_s=STREAM_INTERVAL_S)
+                    # Views at most every STREAM_INTERVAL_S (a browser shows no more), and the last one; the
+                    # first at once (Stop on, this run's progress at 0) before any frame is tracked.
+                    views = ui_.propagate(direction, min_interval_s=STREAM_INTERVAL_S, announce=True)
                     with closing(views):  # a cancelled event ends the run too
                         for view in views:
                             if view.progress is None:  # the end: errors become a message

@@ -107,7 +107,8 @@ def _probe_video(path: Path) -> tuple[float | None, float | None]:
     except SessionError:
         raise
     except (av.FFmpegError, OSError, ValueError) as error:
-        raise SessionError(
-            f"{path.name} is not a readable video ({error}): upload an mp4, mov, webm, mkv or avi file."
+        raise SessionError(  # the decoder's words (errno, the upload's temporary folder) help nobody
+            f"{path.name} is not a readable video (damaged, cut short, or not a video at all): "
+            "upload an mp4, mov, webm, mkv or avi file."
         ) from error
     return seconds, fps

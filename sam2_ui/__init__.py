@@ -32,6 +32,7 @@ _EXPORTS = {
     "davis_palette": "colors",
     "MemoryView": "memory_view",
     "SegmentWidget": "widget",
+    "ErrorWidget": "widget_error",
     "show": "notebook",
 }
 

@@ -15,6 +15,7 @@ COMMANDS: tuple[str, ...] = (
     "select_object",
     "rename_object",
     "remove_object",
+    "remove_last_point",
     "undo",
     "redo",
     "clear_frame",

@@ -273,6 +273,27 @@ class Interaction(ViewBuilding, RunControl, CommandDispatch):
         self._show(frame)
         return self._run(lambda: session.remove_point(frame, obj, index), None)
 
+    def remove_last_point(self, obj: int | None = None) -> View:
+        """Delete / Backspace: remove the last point given to ``obj`` (None: the selected object) on the
+        current frame. Without one there, an error message says how to take back other prompts."""
+        session = self._require_session()
+        if session is None:
+            return self.view()
+
+        def remove() -> None:
+            target = self._object_or_selected(obj)
+            prompts = session.prompts(self.frame).get(target)
+            count = len(prompts.points) if prompts is not None else 0
+            if not count:
+                raise SessionError(
+                    f"{self._name(target)} has no point on this frame: Delete removes the selected object's "
+                    "last point here. Undo (z) takes back a box or a mask; a click on a marker removes it."
+                )
+            session.remove_point(self.frame, target, count - 1)
+            self._note(INFO, f"Removed the last point of {self._name(target)}.")
+
+        return self._run(remove, None)
+
     def add_object(self, name: str | None = None) -> View:
         session = self._require_session()
         if session is None:

@@ -89,6 +89,7 @@ class CommandDispatch:
             "select_object": self.select_object,
             "rename_object": self.rename_object,
             "remove_object": self.remove_object,
+            "remove_last_point": self.remove_last_point,
             "undo": self.undo,
             "redo": self.redo,
             "clear_frame": self.clear_frame,

@@ -25,11 +25,16 @@ from .view import (
 class RunControl:
     """Part of `Interaction` (see the module docstring)."""
 
-    def propagate(self, direction: str = "both", min_interval_s: float = 0.0) -> Iterator[View]:
+    def propagate(
+        self, direction: str = "both", min_interval_s: float = 0.0, announce: bool = False
+    ) -> Iterator[View]:
         """Track from the current frame, yielding a view of the frame just tracked and one at the end.
 
         ``min_interval_s``: build and yield a view at most that often (a view renders the frame and the
         timelines; a browser shows a few per second), always the last one.
+        ``announce``: first yield a view of the run starting, before the first frame is tracked (which can
+        take seconds): progress at 0 of the frames this run tracks, Stop enabled and what a run refuses
+        disabled. A front end draws it at once, so Stop works and the progress is this run's from the press.
 
         The shown frame follows the tracked frame. `stop` (any thread) ends the run within one frame;
         closing the generator does too. Errors end the run with an error message in the last view.
@@ -48,9 +53,14 @@ class RunControl:
             return
         finished = threading.Event()  # set once the run is over and said so; what `stop` waits for
         self._run_finished = finished
+        before = session.last_propagation  # replaced once this run has started (and ended)
         failed = False
         shown = float("-inf")
         try:
+            if announce:
+                with self._lock:
+                    self._progress = _starting(session, direction, self.frame)
+                yield self.view()
             for progress in run:
                 with self._lock:
                     self.frame = progress.frame_index
@@ -70,7 +80,7 @@ class RunControl:
             # Also when the front end closes this generator (a cancelled Gradio event): the run ends here.
             run.close()
             self._progress = None
-            if not failed:
+            if not failed and session.last_propagation is not before:  # not for a run closed unstarted
                 self._note_summary(session)
             finished.set()
         yield self.view()
@@ -96,10 +106,20 @@ class RunControl:
             pending, self.pending_box = self.pending_box, None
             session = self.session
             finished = self._run_finished
-        if session is not None and session.cancel():
+            announced = self._progress is not None  # a run announced but not started stops when it starts
+        if session is not None and (session.cancel() or announced):
             self._note(INFO, "Stopping the tracking run...")
             if wait_s > 0 and finished is not None:
                 finished.wait(wait_s)
         elif pending is None:
             self._note(INFO, "Nothing to stop: no tracking run is going.")
         return self.view()
+
+
+def _starting(session: Session, direction: str, frame: int) -> Progress:
+    """The progress of a run about to start: none of its frames done, the time they took last runs."""
+    try:
+        total, seconds = session.estimate_seconds(direction, start=frame)
+    except SessionError:  # the run itself says what is wrong
+        total, seconds = 0, None
+    return Progress(0, total, seconds or 0.0, direction)

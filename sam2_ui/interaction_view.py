@@ -141,6 +141,8 @@ class ViewBuilding:
     def _status(session, frame, tool, rows, progress, stats, box_started: bool) -> str:
         if session.closed:
             return "This session was closed: open the media again to keep working."
+        if progress is not None and progress.done == 0:
+            return f"Tracking {progress.direction} from frame {frame}: starting. Stop keeps what is done."
         if progress is not None:
             return (
                 f"Tracking {progress.direction}: frame {frame}, {progress.done}/{progress.total} done, "
@@ -177,7 +179,8 @@ class ViewBuilding:
         enabled["open"] = enabled["load"] = True
         if session is None:
             return enabled
-        busy = session.is_propagating
+        # A run counts from the press that announced it (Stop works before its first frame is tracked).
+        busy = session.is_propagating or self._progress is not None
         idle = not busy
         has_objects = bool(session.objects)
         selected = session.selected is not None
@@ -196,6 +199,10 @@ class ViewBuilding:
                 "undo": idle and session.can_undo,
                 "redo": idle and session.can_redo,
                 "clear_frame": idle and bool(session.prompts(frame)),
+                "remove_last_point": idle
+                and selected
+                and session.selected in session.prompts(frame)
+                and bool(session.prompts(frame)[session.selected].points),
                 "reset": idle and (prompted or bool(session.tracked_frames())),
                 "propagate_forward": idle and video and prompted and frame < last,
                 "propagate_backward": idle and video and prompted and frame > 0,

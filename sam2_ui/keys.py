@@ -24,6 +24,8 @@ KEYMAP: dict[str, str] = {
     "Home": "first_frame",
     "End": "last_frame",
     "c": "clear_frame",
+    "Delete": "remove_last_point",
+    "Backspace": "remove_last_point",
     **{str(i): f"select_object_{i}" for i in range(1, 10)},
 }
 """Key -> command name (see ``interaction.COMMANDS``)."""
@@ -38,6 +40,7 @@ KEY_HELP: tuple[tuple[str, str], ...] = (
     ("<- / -> or , / .", "previous / next frame"),
     ("Home / End", "first / last frame"),
     ("c", "clear this frame's prompts"),
+    ("Delete / Backspace", "remove the selected object's last point on this frame"),
 )
 """What the keys do, for a help panel."""
 

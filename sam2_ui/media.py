@@ -13,6 +13,7 @@ reduced, and the reduction is said in a message, never done silently:
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from model.errors import VideoSourceError
-from model.video.video_frames import FrameSource, open_frames
+from model.video.video_frames import IMAGE_SUFFIXES, FrameSource, ImageFilesSource, open_frames
 
 from .errors import SessionError
 
@@ -104,7 +105,15 @@ class LimitedFrames(FrameSource):
         self.fps = base.fps
 
     def _read(self, index: int) -> np.ndarray:
-        rgb = self.base.rgb(index)
+        try:
+            rgb = self.base.rgb(index)
+        except VideoSourceError as error:  # said without the decoder's errno and the file's folder
+            if isinstance(self.base, ImageFilesSource):
+                name = self.base.paths[index].name
+                raise VideoSourceError(
+                    f"the image {name} of frame {index} is damaged or not an image"
+                ) from error
+            raise VideoSourceError(f"the video data of frame {index} is damaged") from error
         if (self.width, self.height) == (self.base.width, self.base.height):
             return rgb
         # reducing_gap: a box reduction first, then bilinear; antialiased and fast on 4K frames.
@@ -135,11 +144,9 @@ def open_media(source: Any, limits: Limits, fps: float | None = None) -> Media:
     try:
         # The base caches little: the session's own source (below) holds the frames at session size.
         base = open_frames(source, cache_size=2)
-    except VideoSourceError as error:
-        raise SessionError(f"Cannot open {_describe(source, path)}: {error}. {_OPEN_HINT}") from error
-    except OSError as error:
+    except (VideoSourceError, OSError) as error:
         raise SessionError(
-            f"Cannot open {_describe(source, path)}: {error.strerror or error}. {_OPEN_HINT}"
+            f"Cannot open {_describe(source, path)}: {_why(error, path)} {_OPEN_HINT}"
         ) from error
 
     messages = []
@@ -189,10 +196,53 @@ _OPEN_HINT = "Give a video file (mp4, mov, webm, mkv, avi), a folder of JPEG or 
 
 
 def _describe(source: Any, path: Path | None) -> str:
-    if path is not None:
-        return str(path)
+    if path is not None:  # the name only: an upload's path is a server's temporary folder
+        return path.name or str(path)
     if isinstance(source, np.ndarray):
         return f"the array of shape {source.shape}"
     if isinstance(source, (list, tuple)):
         return "the image" if len(source) == 1 else f"the list of {len(source)} frames"
     return f"the {type(source).__name__}"
+
+
+def _why(error: Exception, path: Path | None) -> str:
+    """Why a source cannot be opened, as a sentence a person can act on: no errno numbers, libav function
+    names or temporary folders (the decoders' own words are kept only where they carry none)."""
+    if path is None:
+        return f"{_plain_words(str(error))}."
+    if not path.exists():
+        start = "" if path.is_absolute() else f" (relative paths start in {Path.cwd()})"
+        return f"there is no file or folder at {str(path)!r}{start}."
+    if path.is_dir():
+        if "no frames in" in str(error):
+            return "the folder holds no JPEG or PNG frames (name them 00000.jpg, 00001.jpg, ...)."
+        return f"{_plain_words(str(error))}."
+    if isinstance(error, OSError):
+        return f"{error.strerror or _plain_words(str(error))}."
+    if path.stat().st_size == 0:
+        return "the file is empty (0 bytes): copy or download it again."
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return (
+            f"it is not a readable image (damaged, cut short, or not really a {path.suffix[1:].upper()}): "
+            "save it again as JPEG or PNG."
+        )
+    if "no video stream" in str(error):
+        return "it has no video stream (is it an audio file?)."
+    return (
+        "it is not a readable video (damaged, cut short, or not a video at all): download or copy it again, "
+        "or re-encode it."
+    )
+
+
+_ERRNO = re.compile(r"\[Errno -?\d+\]\s*")
+_LIBAV_CALL = re.compile(r":?\s*'\w+\(\)'")
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.])'?(?:[A-Za-z]:)?[\\/](?:[^\s'\":,\\/]+[\\/])*([^\s'\":,\\/]+)'?")
+
+
+def _plain_words(text: str) -> str:
+    """A decoder's message without errno numbers, libav function names or folders: each absolute path is
+    cut to its last part (an upload's path holds a server's temporary folder)."""
+    text = _ERRNO.sub("", text)
+    text = _LIBAV_CALL.sub("", text)
+    text = _ABSOLUTE_PATH.sub(lambda m: m.group(1), text)
+    return text.strip().rstrip(".")

@@ -16,7 +16,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +82,7 @@ class SegmentWidget:
         self._message_log: deque[str] = deque(maxlen=MESSAGE_LINES)
         self._object_rows: list[tuple] | None = None  # what the object buttons show
         self.last_traceback = ""  # of the last unexpected error turned into a message
+        self.error: Exception | None = None  # as on the `ErrorWidget` that `show` returns when opening fails
         enable_colab_widgets()
         self._build(DisplayMapping.fit(session.size, display_size).display_size)
         self._show(lambda: self.ui.attach(session))
@@ -243,8 +244,10 @@ class SegmentWidget:
 
     def _on_mouse_move(self, x: float, y: float) -> None:
         press = self._press
-        if press is None or self.ui.tool != BOX or time.monotonic() - self._last_band < 0.03:
+        if press is None or time.monotonic() - self._last_band < 0.03:
             return
+        if self.ui.tool != BOX and np.hypot(x - press[0], y - press[1]) < DRAG_MIN_PX:
+            return  # a point tool's press is a click until it moves this far; then it is a box drag
         self._last_band = time.monotonic()
         view = self._last_view
         with _DRAW_LOCK, hold_canvas():
@@ -325,19 +328,28 @@ class SegmentWidget:
 
     # ============================================================================================ tracking
     def _start_tracking(self, direction: str) -> threading.Thread | None:
-        thread = self._runs.start(functools.partial(self._track, direction))
-        if thread is None:
+        if self._runs.running:
             self._say(ERROR, "Tracking is already running: Stop it first.")
+            return None
+        session = self.session
+        before = session.last_propagation if session is not None else None
+        views = self.ui.propagate(direction, min_interval_s=self.stream_interval_s, announce=True)
+        # The run's first view is drawn here, before any frame is tracked: Stop on, progress at 0 of it.
+        self._show(lambda: next(views))
+        thread = self._runs.start(functools.partial(self._track, views, before))
+        if thread is None:  # pragma: no cover - only this thread starts runs
+            views.close()
         return thread
 
-    def _track(self, direction: str) -> None:
+    def _track(self, views: Iterator[View], before: Any) -> None:
         """The background run: each view it yields is drawn (the kernel's thread stays free for Stop)."""
         try:
-            for view in self.ui.propagate(direction, min_interval_s=self.stream_interval_s):
+            for view in views:
                 self._show(view)
             self._show(self.ui.view)  # drawn last: no view built during the run is drawn after it
             summary = self.session.last_propagation if self.session is not None else None
-            if summary is not None and summary.total:  # the last preview may be a few frames behind
+            if summary is not None and summary is not before and summary.total:
+                # The last preview may be a few frames behind the run's end.
                 self.progress.max, self.progress.value = summary.total, summary.done
         except Exception as error:  # noqa: BLE001 - a background thread has nobody to raise to
             self._say(ERROR, f"Tracking failed: {error!r}. The frames tracked so far are kept.")
@@ -390,7 +402,12 @@ class SegmentWidget:
             if progress is not None:
                 self.progress.max = max(1, progress.total)
                 self.progress.value = progress.done
-                self.eta.value = f"{progress.done}/{progress.total} frames, about {progress.eta_s:.0f} s left"
+                left = (
+                    f", about {progress.eta_s:.0f} s left"
+                    if progress.done or progress.eta_s
+                    else ", starting"
+                )
+                self.eta.value = f"{progress.done}/{progress.total} frames{left}"
             else:
                 self.eta.value = html.escape(view.estimate)
             width = self._canvas_size()[0]

@@ -14,7 +14,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FRONT_END_TOOLKITS = ("gradio", "ipycanvas", "ipywidgets")
-WIDGET_FILES = {"widget.py", "notebook.py"}  # the notebook front end (only widget.py imports the toolkits)
+# The notebook front end (only widget.py and widget_error.py import the toolkits).
+WIDGET_FILES = {"widget.py", "widget_error.py", "notebook.py"}
 
 
 def imported_modules(path: Path, package: str | None = None) -> set[str]:

@@ -18,6 +18,7 @@ from apps.uploads import AppLimits, check_upload
 from sam2_ui.errors import SessionError
 from sam2_ui.interaction import Interaction
 from tests.support.app_helpers import TEST_LIMITS, Tab, write_clip
+from tests.support.bad_media import assert_plain, write_bad_media
 from tests.support.session_helpers import (
     HEIGHT,
     WIDTH,
@@ -393,3 +394,12 @@ def test_a_tab_keeps_only_the_upload_its_session_reads(app, clip, tmp_path):
     kept = list((app.registry.workdir("handlers-uploads") / "media").glob("*/*"))
     assert kept == [tab.ui.session.source_path] and not first.exists()
     assert str(tab.ui.session.source_path).startswith(str(app.registry.workdir("handlers-uploads")))
+
+
+@pytest.mark.parametrize("case", ["random bytes", "truncated"])
+def test_an_unreadable_video_upload_is_refused_in_plain_words(tmp_path, case):
+    path = write_bad_media(tmp_path / "gradio" / "0123abcd", case)  # an upload lands in a hash folder
+    with pytest.raises(SessionError) as error:
+        check_upload(path, AppLimits())
+    assert f"{path.name} is not a readable video" in str(error.value)
+    assert_plain(str(error.value))

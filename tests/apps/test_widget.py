@@ -6,6 +6,7 @@ same masks as the Gradio app.
 
 from __future__ import annotations
 
+import html
 import io
 
 import numpy as np
@@ -14,11 +15,13 @@ from PIL import Image
 
 import sam2_ui
 from apps.gradio_app import App
-from sam2_ui import Session
+from sam2_ui import Session, SessionError
+from sam2_ui import widget as widget_module
 from sam2_ui.memory_view import CONDITIONING_COLOR, POINTER_COLOR
 from sam2_ui.quality import DoubtRule
 from sam2_ui.widget import SegmentWidget
 from tests.support.app_helpers import TEST_LIMITS, Tab, write_clip
+from tests.support.bad_media import UNOPENABLE, assert_plain, write_bad_media
 from tests.support.session_helpers import (
     HEIGHT,
     WIDTH,
@@ -145,6 +148,36 @@ def test_a_drag_with_the_box_tool_gives_a_box_and_draws_a_rubber_band(monkeypatc
     widget.close()
 
 
+def test_a_drag_with_a_point_tool_draws_the_rubber_band_of_the_box_it_makes(monkeypatch):
+    widget = open_widget()
+    assert widget.tool.value == "positive"
+    x0, y0, x1, y1 = block_box(0)
+    log = record_draws(widget, monkeypatch)
+    canvas_event(widget, "mouse_down", x=x0 + 0.5, y=y0 + 0.5)
+    canvas_event(widget, "mouse_move", x=x0 + 2.5, y=y0 + 1.5)  # still a click: no band yet
+    assert ("markers", "strokeRect", None) not in log.entries
+    canvas_event(widget, "mouse_move", x=x1 + 0.5, y=y1 + 0.5)
+    assert ("markers", "strokeRect", None) in log.entries
+    canvas_event(widget, "mouse_up", x=x1 + 0.5, y=y1 + 0.5)
+    assert widget.session.prompts(0)[1].box == pytest.approx((x0, y0, x1, y1))
+    assert widget.session.prompts(0)[1].points == ()
+    widget.close()
+
+
+def test_delete_and_backspace_remove_the_selected_objects_last_point():
+    widget = open_widget()
+    cx, cy = disc_centre(0)
+    click_frame_pixel(widget, cx, cy)
+    click_frame_pixel(widget, cx + 8, cy)
+    key(widget, "Delete")
+    assert [p[:2] for p in widget.session.prompts(0)[1].points] == [(cx, cy)]
+    key(widget, "Backspace")
+    assert widget.session.prompts(0) == {}
+    key(widget, "Delete")
+    assert "has no point on this frame" in widget.messages.value
+    widget.close()
+
+
 def test_objects_are_added_renamed_selected_and_removed_from_the_controls():
     widget = open_widget()
     widget.name.value = "ball"
@@ -189,6 +222,25 @@ def test_tracking_runs_in_the_background_streams_frames_and_stops_within_one_fra
     assert len(widget.session.tracked_frames(1)) <= at_stop + 1  # the frame in flight, no more
     assert "Stopped forward" in widget.messages.value
     assert widget.buttons["stop"].disabled and not widget.buttons["propagate_forward"].disabled
+    widget.close()
+
+
+def test_track_enables_stop_at_once_and_the_progress_starts_at_zero_of_the_new_run():
+    widget = open_widget(make_frames(8))
+    click_frame_pixel(widget, *disc_centre(0))
+    widget.buttons["propagate_forward"].click()
+    assert widget.wait(60)
+    assert (widget.progress.value, widget.progress.max) == (8, 8) and widget.buttons["stop"].disabled
+    widget.go_to(2)
+    # The drawing lock held here keeps the run's thread from drawing: what shows is what the press drew.
+    with widget_module._DRAW_LOCK:
+        widget.buttons["propagate_forward"].click()
+        assert not widget.buttons["stop"].disabled
+        assert widget.buttons["propagate_forward"].disabled and widget.buttons["undo"].disabled
+        assert (widget.progress.value, widget.progress.max) == (0, 6)  # frames 2 to 7
+        assert "0/6 frames" in widget.eta.value
+    assert widget.wait(60)
+    assert (widget.progress.value, widget.progress.max) == (6, 6) and widget.buttons["stop"].disabled
     widget.close()
 
 
@@ -280,10 +332,54 @@ def test_show_opens_media_in_one_line(tmp_path):
     clip = write_clip(tmp_path / "clip.mp4")
     widget = sam2_ui.show(str(clip), predictor())
     OPEN.append(widget)
-    assert widget.session.num_frames == 6 and "Frame 1 of 6" in widget.status.value
+    assert widget.session.num_frames == 6 and "Frame 0 (frames 0–5)" in widget.status.value
     bundle = widget._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
     widget.close()
+
+
+WORDS = {
+    "missing": "there is no file or folder",
+    "random bytes": "not a readable video",
+    "truncated": "not a readable video",
+    "text as jpg": "not a readable image",
+    "empty folder": "no JPEG or PNG frames",
+}
+
+
+@pytest.mark.parametrize("case", UNOPENABLE)
+def test_show_never_raises_for_unreadable_media_and_says_what_to_do(tmp_path, case):
+    source = write_bad_media(tmp_path, case)
+    widget = sam2_ui.show(str(source), predictor(), display_size=(WIDTH, HEIGHT))
+    OPEN.append(widget)
+    assert widget.session is None and isinstance(widget.error, SessionError)
+    status = html.unescape(widget.status.value)
+    assert str(widget.error) in status and WORDS[case] in status, status
+    assert_plain(status, given=str(source))
+    assert "application/vnd.jupyter.widget-view+json" in widget._repr_mimebundle_()
+
+
+def test_a_video_damaged_in_the_middle_opens_and_its_bad_frame_is_said_plainly(tmp_path):
+    clip = write_bad_media(tmp_path, "damaged middle")
+    widget = sam2_ui.show(str(clip), predictor(), display_size=(WIDTH, HEIGHT))
+    OPEN.append(widget)
+    assert widget.error is None and widget.session.num_frames == 12
+    for frame in range(12):
+        widget.go_to(frame)
+    assert "is damaged" in widget.messages.value, widget.messages.value
+    assert_plain(widget.messages.value)
+    widget.go_to(0)  # the rest of the video still works
+    click_frame_pixel(widget, *disc_centre(0))
+    assert widget.session.masks(0)
+
+
+def test_show_reports_a_model_that_cannot_be_loaded_instead_of_raising(tmp_path):
+    clip = write_clip(tmp_path / "clip.mp4")
+    for model in ("facebook/sam2.1-hiera-nano", str(tmp_path / "nope.pt")):
+        widget = sam2_ui.show(str(clip), model)
+        OPEN.append(widget)
+        assert widget.session is None and widget.error is not None
+        assert "Cannot load the model" in html.unescape(widget.status.value)
 
 
 def test_the_status_line_says_which_precision_runs(monkeypatch):

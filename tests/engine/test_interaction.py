@@ -19,6 +19,7 @@ from sam2_ui.interaction import BOX, COMMANDS, NEGATIVE, POSITIVE, Interaction
 from sam2_ui.keys import KEYMAP, command_for_key
 from sam2_ui.quality import DoubtRule
 from sam2_ui.view import DOUBTFUL, MASKED, NOTHING, PROMPTED, STALE
+from tests.support.bad_media import UNOPENABLE, assert_plain, write_bad_media
 from tests.support.session_helpers import (
     HEIGHT,
     NUM_FRAMES,
@@ -116,6 +117,16 @@ def test_unreadable_upload_gives_an_error_and_keeps_the_open_session(ui, tmp_pat
     view = ui.open(bad)
     assert view.errors and "Cannot open" in view.errors[0]
     assert view.num_frames == NUM_FRAMES and state_of(ui.session) == before
+
+
+@pytest.mark.parametrize("case", UNOPENABLE)
+def test_unreadable_media_is_refused_in_plain_words(ui, tmp_path, case):
+    source = write_bad_media(tmp_path, case)
+    view = ui.open(source)
+    (error,) = view.errors
+    assert error.startswith(f"Cannot open {source.name}: ")
+    assert_plain(error, given=str(source))
+    assert view.num_frames == NUM_FRAMES  # the open session stays
 
 
 # --------------------------------------------------------------------------------------------------- clicks
@@ -221,6 +232,23 @@ def test_every_key_names_a_command_and_every_keyed_command_runs(ui):
         assert not any(e.startswith("Unknown command") for e in view.errors), key
 
 
+def test_delete_and_backspace_remove_the_selected_objects_last_point_on_this_frame(ui):
+    first, second = disc_centre(0), block_box(0)[:2]
+    ui.add_point(0, None, *first)
+    ui.add_point(0, None, *second, positive=False)
+    ui.add_object()  # object 2, selected, has no point: Delete says what it does instead
+    view = ui.key("Delete")
+    assert "'object 2' has no point on this frame" in view.errors[0]
+    assert "Delete removes the selected object's last point" in view.errors[0]
+    ui.select_object(1)
+    view = ui.key("Delete")
+    assert view.errors == [] and [p[:2] for p in ui.session.prompts(0)[1].points] == [first]
+    assert any("Removed the last point of 'object 1'" in m.text for m in view.messages)
+    ui.key("Backspace")
+    assert 1 not in ui.session.prompts(0)
+    assert "remove_last_point" in COMMANDS and command_for_key("Backspace") == "remove_last_point"
+
+
 def test_keyboard_sequence_drives_objects_tools_undo_and_frames(ui):
     view = ui.key("a")
     view = ui.key("A")
@@ -324,6 +352,34 @@ def test_stop_from_another_thread_ends_the_run_within_one_frame(ui):
     assert summary.cancelled and summary.done == 1  # the run was between frames 1 and 2 when stopped
     assert any(m.text.startswith("Stopped forward") for m in rest[-1].messages)
     assert not rest[-1].enabled["stop"] and rest[-1].enabled["propagate_both"]
+
+
+def test_an_announced_run_shows_stop_and_its_own_progress_before_its_first_frame(ui):
+    ui.click(*display_of(*disc_centre(0)))
+    list(ui.propagate("forward"))
+    ui.go_to(2)
+    run = ui.propagate("forward", announce=True)
+    first = next(run)  # nothing tracked yet
+    assert (first.progress.done, first.progress.total) == (0, NUM_FRAMES - 2)
+    assert first.enabled["stop"] and not first.enabled["propagate_both"] and not first.enabled["undo"]
+    assert first.enabled["next_frame"] and "Tracking forward" in first.status
+    assert any("Stopping" in m.text for m in ui.stop().messages)  # Stop works from the first moment
+    rest = list(run)
+    summary = ui.session.last_propagation
+    assert summary.cancelled and summary.done == 0
+    assert any(m.text.startswith("Stopped forward: 0 of 4") for m in rest[-1].messages)
+    assert not rest[-1].enabled["stop"] and rest[-1].enabled["propagate_both"]
+
+
+def test_an_announced_run_closed_before_it_starts_leaves_no_trace(ui):
+    ui.click(*display_of(*disc_centre(0)))
+    run = ui.propagate("forward", announce=True)
+    next(run)
+    run.close()
+    view = ui.view()
+    assert view.progress is None and not view.enabled["stop"] and ui.session.last_propagation is None
+    assert not any(n.startswith(("Tracked", "Stopped")) for n in view.notes)
+    assert len([v for v in ui.propagate("forward") if v.progress is not None]) == NUM_FRAMES
 
 
 def test_tracking_with_nothing_to_track_is_an_error_message(ui):
