@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 
 from .colors import RGB, css_hex
 
-CONDITIONING_COLOR: RGB = (245, 190, 40)  # prompted frames: always in memory
+CONDITIONING_COLOR: RGB = (245, 190, 40)  # conditioning frames (prompts, kept corrections): always in memory
 RECENT_COLOR: RGB = (60, 130, 235)  # the last tracked frames before this one
 POINTER_COLOR: RGB = (170, 90, 220)  # frames that only lend their object pointer
 CURRENT_COLOR: RGB = (255, 255, 255)
@@ -66,7 +66,7 @@ class MemoryView:
         way = "later" if self.reverse else "earlier"
         parts = [
             f"Tracking {self.name} on frame {self.frame} reads the memories of "
-            f"{len(self.conditioning)} prompted frame(s) {_frames(self.conditioning)}"
+            f"{len(self.conditioning)} conditioning frame(s) {_frames(self.conditioning)}"
         ]
         if self.recent:
             parts.append(f"and of the {len(self.recent)} tracked frame(s) just {way} {_frames(self.recent)}")
@@ -142,7 +142,7 @@ def legend_html() -> str:
         return f"<span style='{box}'></span>{label}"
 
     return (
-        swatch(CONDITIONING_COLOR, "prompted (conditioning)")
+        swatch(CONDITIONING_COLOR, "conditioning (prompts, kept corrections)")
         + swatch(RECENT_COLOR, "recent memories")
         + swatch(POINTER_COLOR, "object pointer only")
         + swatch(PRESENT_COLOR, "score > 0")

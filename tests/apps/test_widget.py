@@ -285,7 +285,7 @@ def test_bad_input_becomes_a_status_line_message_and_never_raises():
 def test_the_memory_view_shows_what_the_memory_bank_holds():
     widget = open_widget(make_frames(12))
     click_frame_pixel(widget, *disc_centre(0))
-    assert "1 prompted frame(s) (0)" in widget.memory_text.value  # a pending prompt counts already
+    assert "1 conditioning frame(s) (0)" in widget.memory_text.value  # a pending prompt counts already
     widget.buttons["propagate_forward"].click()
     assert widget.wait(60)
     widget.go_to(9)
