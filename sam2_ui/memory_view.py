@@ -4,7 +4,8 @@ the model was of the object on every frame.
 `MemoryView` is read from the predictor's state (``SAM2VideoPredictor.memory_layout``) and from the object
 scores kept with each mask; nothing is recomputed. `render_memory_strip` draws it as two rows over the
 video's frames: the memory (conditioning frames, the recent memories, object pointers, the current frame)
-and the object score per frame.
+and the object score per frame. `LEGEND` says what each colour and mark of the strip means, for any front
+end to draw (`legend_html` for the widget; the notebooks draw it with matplotlib).
 """
 
 from __future__ import annotations
@@ -25,6 +26,29 @@ ABSENT_COLOR: RGB = (225, 70, 60)
 BACKGROUND: RGB = (32, 32, 36)
 EMPTY: RGB = (70, 70, 76)
 SCORE_RANGE = 10.0  # object score logits beyond +-10 are drawn at full height
+
+
+@dataclass(frozen=True)
+class LegendEntry:
+    """One colour of the strip and what it means. ``mark`` is how the strip draws it: "cell" (a frame's full
+    height in the memory row), "low" (a thin mark at the bottom of the memory row), "outline" (a frame around
+    both rows), "up" / "down" (a bar above or below the score row's middle line)."""
+
+    color: RGB
+    label: str
+    mark: str
+
+
+LEGEND: tuple[LegendEntry, ...] = (
+    LegendEntry(CONDITIONING_COLOR, "conditioning frame (prompts, kept corrections): always read", "cell"),
+    LegendEntry(RECENT_COLOR, "recent tracked frame whose memory is read (brighter: nearer)", "cell"),
+    LegendEntry(POINTER_COLOR, "frame that lends only its object pointer", "low"),
+    LegendEntry(CURRENT_COLOR, "the frame being segmented (outline)", "outline"),
+    LegendEntry(PRESENT_COLOR, "object score > 0: the model sees the object", "up"),
+    LegendEntry(ABSENT_COLOR, "object score < 0: the model does not see it", "down"),
+)
+"""Every colour `render_memory_strip` draws besides the background and the score row's middle line (a
+frame without a bar there has no mask yet)."""
 
 
 @dataclass(frozen=True)
@@ -135,16 +159,14 @@ def render_memory_strip(view: MemoryView, width: int, row_height: int = 14) -> n
 
 
 def legend_html() -> str:
-    """A one-line colour legend for the strip."""
+    """A one-line colour legend for the strip (the `LEGEND` entries)."""
 
-    def swatch(color: RGB, label: str) -> str:
-        box = f"display:inline-block;width:10px;height:10px;background:{css_hex(color)};margin:0 3px 0 10px"
-        return f"<span style='{box}'></span>{label}"
+    def swatch(entry: LegendEntry) -> str:
+        fill = "transparent" if entry.mark == "outline" else css_hex(entry.color)
+        box = (
+            f"display:inline-block;width:10px;height:10px;background:{fill};margin:0 3px 0 10px;"
+            f"outline:1px solid {css_hex(BACKGROUND)};vertical-align:middle"
+        )
+        return f"<span style='{box}'></span>{entry.label}"
 
-    return (
-        swatch(CONDITIONING_COLOR, "conditioning (prompts, kept corrections)")
-        + swatch(RECENT_COLOR, "recent memories")
-        + swatch(POINTER_COLOR, "object pointer only")
-        + swatch(PRESENT_COLOR, "score > 0")
-        + swatch(ABSENT_COLOR, "score < 0")
-    )
+    return "".join(swatch(entry) for entry in LEGEND)

@@ -1,6 +1,7 @@
 """The memory view tells what tracking actually read: ``memory_layout`` against the stored outputs the
 tracking step touched, and the session's view of it (a pending prompt, undo, an unprompted object).
-Also: the widget's three render layers stack up to the one-image render.
+Also: the widget's three render layers stack up to the one-image render, and the strip's legend names every
+colour the strip draws.
 """
 
 from __future__ import annotations
@@ -11,6 +12,15 @@ import torch
 
 from model.video import memory_bank, memory_cache, step
 from sam2_ui import Session
+from sam2_ui.memory_view import (
+    BACKGROUND,
+    EMPTY,
+    LEGEND,
+    RECENT_COLOR,
+    MemoryView,
+    legend_html,
+    render_memory_strip,
+)
 from sam2_ui.render import render_frame, render_layers
 from tests.support.session_helpers import (
     block_box,
@@ -160,3 +170,31 @@ def test_the_three_layers_stack_up_to_the_single_image_render():
         assert layers.markers[..., 3].any() and not layers.masks[:2, :2, 3].any()
         plain, _ = render_frame(rgb, {}, {}, display_size=display)
         assert np.array_equal(layers.frame, plain)  # the frame layer is the bare frame
+
+
+def test_the_legend_names_every_colour_the_memory_strip_draws():
+    """A strip with every kind of mark (conditioning, recent and pointer-only frames, the current frame,
+    scores above and below zero, unknown scores): every pixel is the background, the score row's middle
+    line, a legend colour or a shade of the recent colour (brighter when nearer), and every legend entry is
+    drawn."""
+    view = MemoryView(
+        frame=12,
+        obj=1,
+        name="ball",
+        num_frames=20,
+        conditioning=(0,),
+        recent=tuple((slot, 5 + slot) for slot in range(1, 7)),  # frames 6..11
+        pointers=tuple(range(12)),  # frames 1..5 lend only their pointer
+        reverse=False,
+        prompted=False,
+        scores=(4.0, *[2.5] * 9, -3.0, -1.0, 6.0, *[None] * 7),
+    )
+    strip = render_memory_strip(view, width=400, row_height=18)
+    drawn = {tuple(int(c) for c in rgb) for rgb in strip.reshape(-1, 3)}
+    legend = {entry.color for entry in LEGEND}
+    recent_shades = {tuple(round(c * (0.55 + 0.45 * i / 6)) for c in RECENT_COLOR) for i in range(1, 7)}
+    assert drawn - legend - recent_shades <= {BACKGROUND, EMPTY}
+    assert legend <= drawn
+    assert len({entry.label for entry in LEGEND}) == len(LEGEND)
+    html = legend_html()
+    assert all(entry.label in html for entry in LEGEND)
