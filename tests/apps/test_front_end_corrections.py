@@ -27,8 +27,7 @@ def clip(tmp_path_factory):
     return write_clip(tmp_path_factory.mktemp("clip") / "clip.mp4")
 
 
-@pytest.mark.parametrize("run", list(RUNS))
-def test_a_correction_given_in_the_gradio_app_sticks_when_tracking_again(clip, tmp_path, run):
+def test_a_correction_given_in_the_gradio_app_sticks_when_tracking_again(clip, tmp_path):
     app = App(predictor(), TEST_LIMITS, display_size=(WIDTH, HEIGHT), work_root=tmp_path / "app")
     app.demo = app.build()
     try:
@@ -44,18 +43,17 @@ def test_a_correction_given_in_the_gradio_app_sticks_when_tracking_again(clip, t
         tab.select("ui_click", *disc_centre(CORRECTED), CORRECTED)
         corrected = session.mask(CORRECTED, obj)
         assert not np.array_equal(before, corrected)
-        start, direction = RUNS[run]
-        tab("ui_go_to", start)
-        outs = tab(f"ui_propagate_{direction}")
-        assert np.array_equal(session.mask(CORRECTED, obj), corrected)
-        assert session.stale_frames() == [] and session.replaced_prompt_frames() == []
-        assert "stale" not in outs[-1][5] and "replaced" not in outs[-1][5]  # the status line
+        for run, (start, direction) in RUNS.items():
+            tab("ui_go_to", start)
+            outs = tab(f"ui_propagate_{direction}")
+            assert np.array_equal(session.mask(CORRECTED, obj), corrected), run
+            assert session.stale_frames() == [] and session.replaced_prompt_frames() == [], run
+            assert "stale" not in outs[-1][5] and "replaced" not in outs[-1][5], run  # the status line
     finally:
         app.registry.close_all()
 
 
-@pytest.mark.parametrize("run", list(RUNS))
-def test_a_correction_clicked_in_the_widget_sticks_when_tracking_again(clip, run):
+def test_a_correction_clicked_in_the_widget_sticks_when_tracking_again(clip):
     widget = sam2_ui.show(str(clip), predictor(), display_size=(WIDTH, HEIGHT))
     try:
         session = widget.session
@@ -69,13 +67,13 @@ def test_a_correction_clicked_in_the_widget_sticks_when_tracking_again(clip, run
         click_frame_pixel(widget, *disc_centre(CORRECTED), button=2)  # a right click: negative
         corrected = session.mask(CORRECTED, obj)
         assert not np.array_equal(before, corrected)
-        start, direction = RUNS[run]
-        widget.go_to(start)
-        widget.buttons[f"propagate_{direction}"].click()
-        assert widget.wait(120)
-        assert np.array_equal(session.mask(CORRECTED, obj), corrected)
-        assert session.stale_frames() == [] and session.replaced_prompt_frames() == []
-        assert "stale" not in widget.status.value and "replaced" not in widget.status.value
+        for run, (start, direction) in RUNS.items():
+            widget.go_to(start)
+            widget.buttons[f"propagate_{direction}"].click()
+            assert widget.wait(120)
+            assert np.array_equal(session.mask(CORRECTED, obj), corrected), run
+            assert session.stale_frames() == [] and session.replaced_prompt_frames() == [], run
+            assert "stale" not in widget.status.value and "replaced" not in widget.status.value, run
     finally:
         widget.close()
 
