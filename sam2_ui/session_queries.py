@@ -92,7 +92,10 @@ class SessionQueries:
         """Frames with a tracked mask computed before a later change to its object's prompts.
 
         Tracking again over them (`propagate`) refreshes them. Frames with prompts are never stale: their
-        masks come from those prompts.
+        masks come from those prompts. After a correction kept as a conditioning frame (the default) these
+        are exactly the frames the next run over them changes, since every tracked frame reads it; with
+        ``corrections_as_conditioning=False`` only a run that starts after the corrected frame reads it, and
+        a run over it replaces it (`replaced_prompt_frames`).
         """
         with self._lock:
             return sorted(

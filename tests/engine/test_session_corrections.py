@@ -130,6 +130,8 @@ def test_stale_frames_after_a_correction_cover_every_frame_the_next_run_changes(
         assert changed, "the run after a correction changes some frames"
         shown_wrong = s.replaced_prompt_frames(disc)  # said in the status line, not as stale
         assert set(changed) <= set(stale) | set(shown_wrong)
+        if as_cond:  # every stale frame reads the corrected frame as a conditioning frame: all of them change
+            assert changed == stale
         assert s.stale_frames() == []
         assert shown_wrong == ([] if as_cond else [CORRECTED])
 
