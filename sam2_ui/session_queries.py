@@ -7,11 +7,13 @@ session's lock briefly, so a UI thread can read while a tracking run goes on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from model.loading.precision import Precision
 
-from .masks import PROPAGATION
+from .masks import PROPAGATION, MaskEntry
 from .memory_view import MemoryView
 from .prompts import Action, FramePrompts
 from .quality import doubt_reasons, doubtful_frames
@@ -97,16 +99,9 @@ class SessionQueries:
         ``corrections_as_conditioning=False`` only a run that starts after the corrected frame reads it, and
         a run over it replaces it (`replaced_prompt_frames`).
         """
-        with self._lock:
-            return sorted(
-                {
-                    frame
-                    for (frame, o), entry in self._state.store.items()
-                    if (obj is None or o == obj)
-                    and entry.origin == PROPAGATION
-                    and entry.clock < self._state.prompt_clocks.get(o, -1)
-                }
-            )
+        return self._tracked_frames_where(
+            obj, lambda _, o, entry: entry.clock < self._state.prompt_clocks.get(o, -1)
+        )
 
     def replaced_prompt_frames(self, obj: int | None = None) -> list[int]:
         """Frames whose prompts the shown mask does not follow: a tracking run computed the frame again over
@@ -116,14 +111,19 @@ class SessionQueries:
         frame is not a conditioning frame, so the next run over that frame replaces its mask. A new prompt
         on the frame shows its mask again.
         """
+        return self._tracked_frames_where(obj, lambda frame, o, _: (frame, o) in self._state.table)
+
+    def _tracked_frames_where(
+        self, obj: int | None, keep: Callable[[int, int, MaskEntry], bool]
+    ) -> list[int]:
+        """Frames holding a mask of origin "propagation" (of ``obj``, or of any) for which
+        ``keep(frame, object, entry)`` holds, read under the session's lock."""
         with self._lock:
             return sorted(
                 {
                     frame
                     for (frame, o), entry in self._state.store.items()
-                    if (obj is None or o == obj)
-                    and entry.origin == PROPAGATION
-                    and (frame, o) in self._state.table
+                    if (obj is None or o == obj) and entry.origin == PROPAGATION and keep(frame, o, entry)
                 }
             )
 
