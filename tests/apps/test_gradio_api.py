@@ -18,7 +18,7 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from sam2_ui import Session
-from tests.support.app_helpers import VIEW_JSON, masks_from_api, running_app, write_clip
+from tests.support.app_helpers import VIEW_JSON, masks_from_api, running_app, track_then_stop, write_clip
 from tests.support.session_helpers import (
     assert_same_masks,
     block_box,
@@ -160,13 +160,7 @@ def test_stop_ends_a_running_propagation_within_a_frame(app, tmp_path):
     client = client_for(app)
     client.predict(handle_file(str(long_clip)), api_name="/open")
     client.predict(0, 0, *disc_centre(0), True, api_name="/add_point")
-    job = client.submit("forward", 0, api_name="/propagate")
-    done_when_stopped = None
-    for update in job:
-        if update["progress"] and update["progress"]["done"] >= 2:
-            done_when_stopped = update["progress"]["done"]
-            client.predict(api_name="/stop")
-            break
+    job, done_when_stopped = track_then_stop(client)
     wait_for(job)
     last = job.outputs()[-1]
     assert any(m["text"].startswith("Stopped forward") for m in last["messages"])

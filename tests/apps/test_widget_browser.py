@@ -14,7 +14,7 @@ import nbformat
 from playwright.sync_api import sync_playwright
 
 from tests.support.browser import CHROMIUM_ARGS
-from tests.support.jupyter_lab import changed_pixels, run_cell, wait_for_pixels
+from tests.support.jupyter_lab import changed_pixels, open_widget_notebook, run_cell, wait_for_pixels
 
 DISPLAY = (480, 270)
 BALL = (40, 95)  # the ball on frame 0 of the example clip, frame pixels (display = frame size here)
@@ -48,13 +48,7 @@ def test_a_click_on_the_widget_canvas_in_jupyterlab_changes_the_overlay(jupyter_
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"{url}/lab/tree/widget.ipynb", timeout=120_000)
-            page.locator(".jp-Notebook").wait_for(timeout=120_000)
-            page.get_by_text("| Idle").wait_for(timeout=120_000)  # the kernel is up
-            run_cell(page, 0)
-            canvas = page.locator(".jp-OutputArea-output canvas").first
-            canvas.wait_for(timeout=180_000)
-            before = wait_for_pixels(canvas, lambda pixels: max(pixels) > 0, "the frame is drawn")
+            canvas, before = open_widget_notebook(page, url, "widget.ipynb")
             box = canvas.bounding_box()
             scale = box["width"] / DISPLAY[0]
             canvas.click(position={"x": (BALL[0] + 0.5) * scale, "y": (BALL[1] + 0.5) * scale})

@@ -15,7 +15,7 @@ import nbformat
 from playwright.sync_api import sync_playwright
 
 from tests.support.browser import CHROMIUM_ARGS
-from tests.support.jupyter_lab import run_cell, wait_for_pixels
+from tests.support.jupyter_lab import open_widget_notebook, run_cell
 
 DISPLAY = (480, 270)
 FRAMES = 8
@@ -69,13 +69,7 @@ def test_a_correction_clicked_in_jupyterlab_sticks_after_tracking_again(
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1400})
-            page.goto(f"{url}/lab/tree/corrections.ipynb", timeout=120_000)
-            page.locator(".jp-Notebook").wait_for(timeout=120_000)
-            page.get_by_text("| Idle").wait_for(timeout=120_000)
-            run_cell(page, 0)
-            canvas = page.locator(".jp-OutputArea-output canvas").first
-            canvas.wait_for(timeout=180_000)
-            wait_for_pixels(canvas, lambda pixels: max(pixels) > 0, "the frame is drawn")
+            canvas, _ = open_widget_notebook(page, url, "corrections.ipynb")
             scale = canvas.bounding_box()["width"] / DISPLAY[0]
 
             def click_ball(t: int, **kwargs) -> None:
@@ -89,7 +83,6 @@ def test_a_correction_clicked_in_jupyterlab_sticks_after_tracking_again(
 
             track = page.get_by_role("button", name="Track forward")
             click_ball(0)
-            page.wait_for_function("() => true")  # let the click's round trip start
             track.wait_for(timeout=60_000)
             _press_when_enabled(page, track)
             run_cell(page, 1)

@@ -18,7 +18,7 @@ from sam2_ui import Session
 from sam2_ui.forked_gpu import ForkedGPU
 from sam2_ui.model_worker import serve
 from sam2_ui.worker_executor import WorkerExecutors
-from tests.support.app_helpers import masks_from_api, running_app, write_clip
+from tests.support.app_helpers import masks_from_api, running_app, track_then_stop, write_clip
 from tests.support.session_helpers import all_masks, assert_same_masks, block_box, disc_centre, predictor
 
 NUM_FRAMES = 6
@@ -166,13 +166,7 @@ def test_stop_through_the_client_ends_a_worker_run_within_a_frame_and_the_worker
         client = client_for(url, app.registry.root)
         client.predict(handle_file(str(long_clip)), api_name="/open")
         client.predict(0, 0, *disc_centre(0), True, api_name="/add_point")
-        job = client.submit("forward", 0, api_name="/propagate")
-        done_when_stopped = None
-        for update in job:
-            if update["progress"] and update["progress"]["done"] >= 2:
-                done_when_stopped = update["progress"]["done"]
-                client.predict(api_name="/stop")
-                break
+        job, done_when_stopped = track_then_stop(client)
         job.result()
         timeline = client.predict(api_name="/view")["objects"][0]["timeline"]
         tracked = timeline.replace("D", "M").count("M") + 1  # + the prompted frame

@@ -85,3 +85,14 @@ class Tab:
     @property
     def ui(self) -> Interaction:
         return self.app.registry.get(self.request.session_hash)[0]
+
+
+def track_then_stop(client, after_frames: int = 2):
+    """Track forward from frame 0 through ``client`` and press Stop once an update says ``after_frames``
+    frames are done. Returns (the job, the done count when Stop was pressed; None if no update said so)."""
+    job = client.submit("forward", 0, api_name="/propagate")
+    for update in job:
+        if update["progress"] and update["progress"]["done"] >= after_frames:
+            client.predict(api_name="/stop")
+            return job, update["progress"]["done"]
+    return job, None

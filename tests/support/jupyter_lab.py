@@ -92,3 +92,15 @@ def wait_for_pixels(canvas, condition, what: str, timeout_s: float = 120.0) -> l
             assert condition(pixels), f"timed out waiting until {what}"
             return pixels
         time.sleep(0.5)
+
+
+def open_widget_notebook(page, url: str, name: str):
+    """Open notebook ``name`` in JupyterLab, run its first cell (which shows a widget) once the kernel is
+    up, and wait until the widget's canvas draws something. Returns (the canvas, its pixels then)."""
+    page.goto(f"{url}/lab/tree/{name}", timeout=120_000)
+    page.locator(".jp-Notebook").wait_for(timeout=120_000)
+    page.get_by_text("| Idle").wait_for(timeout=120_000)  # the kernel is up
+    run_cell(page, 0)
+    canvas = page.locator(".jp-OutputArea-output canvas").first
+    canvas.wait_for(timeout=180_000)
+    return canvas, wait_for_pixels(canvas, lambda pixels: max(pixels) > 0, "the frame is drawn")
