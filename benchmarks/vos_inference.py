@@ -1,7 +1,7 @@
-"""Seconds per frame of ``apps.vos_inference`` against the official predictor driven the same way.
+"""Seconds per frame of ``apps.vos.inference`` against the official predictor driven the same way.
 
 Both sides run a generated palette-layout dataset end to end per video (``init_state``, the input masks,
-propagation, writing the PNGs): ours through `apps.vos_runner.run_video`, the official ``sam2==1.1.0``
+propagation, writing the PNGs): ours through `apps.vos.runner.run_video`, the official ``sam2==1.1.0``
 predictor through `tests.support.official_vos` (the official script's semantics). Same random weights (the
 official model's, with the object score bias raised so masks stay present, written as an official
 checkpoint that both sides load), alternating ours / official per video after one warm-up each. Prints
@@ -112,7 +112,7 @@ def build_both(config: str, checkpoint: Path, args: argparse.Namespace):
 
 def run_side(side: str, predictor, root: Path, video: str, out: Path, args: argparse.Namespace) -> float:
     """Seconds to segment one video end to end into ``out`` (a fresh folder)."""
-    from apps.vos_runner import VOSOptions, run_video
+    from apps.vos.runner import VOSOptions, run_video
 
     later = args.mode == "later"
     if args.device == "cuda":

@@ -1,4 +1,4 @@
-"""`python -m apps.vos_eval`: J&F per object, video and dataset from mask folders, with the official
+"""`python -m apps.vos.eval`: J&F per object, video and dataset from mask folders, with the official
 conventions (first and last frames skipped, an object scored from its first appearance), both layouts, a CSV,
 and clear words about what is missing.
 
@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from apps import vos_eval
-from apps.vos_masks import object_folder_name, objects_to_labels, write_label_png
+from apps.vos import eval as vos_eval
+from apps.vos.masks import object_folder_name, objects_to_labels, write_label_png
 
 H, W = 20, 30
 FRAMES = 5  # frames 1..3 are evaluated by default
@@ -192,7 +192,7 @@ def test_a_prediction_of_another_size_fails_that_video_only(roots, capsys):
 def test_predicted_videos_without_truth_and_hidden_folders(roots, capsys):
     gt, pred = roots
     _write(pred, "extra", _prediction())
-    _write(pred, ".partial", _prediction())  # what an interrupted vos_inference run leaves
+    _write(pred, ".partial", _prediction())  # what an interrupted apps.vos.inference run leaves
     status, _, err = _run("--gt_root", str(gt), "--pred_root", str(pred), capsys=capsys)
     assert status == 0
     assert "extra: predicted, but there is no ground truth for it" in err and ".partial" not in err

@@ -1,4 +1,4 @@
-"""``python -m apps.vos_inference`` against the official ``tools/vos_inference.py`` semantics driven on the
+"""``python -m apps.vos.inference`` against the official ``tools/vos_inference.py`` semantics driven on the
 official predictor (same random weights), plus resuming, sharding and bad input.
 
 Our side runs through the command line (``main(argv)``) on the official-format random-weight checkpoint;
@@ -16,9 +16,10 @@ import pytest
 import torch
 from PIL import Image
 
-from apps import vos_inference, vos_masks
-from apps.vos_inference import list_videos, main, parse_shard, shard
-from apps.vos_merge import LabelMerger
+from apps.vos import inference as vos_inference
+from apps.vos import masks as vos_masks
+from apps.vos.inference import list_videos, main, parse_shard, shard
+from apps.vos.merge import LabelMerger
 from model.loading.configs import resolve_config
 from model.video.predictor_parts import apply_non_overlap
 from tests.support.official_vos import official_vos_video, voc_palette

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from apps.vos_metrics import (
+from apps.vos.metrics import (
     boundary_f_measure,
     boundary_map,
     dilate_disk,

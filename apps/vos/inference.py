@@ -1,14 +1,14 @@
 """Semi-supervised video object segmentation over a dataset (DAVIS, MOSE, SA-V, LVOS, YouTube-VOS layouts),
 computing what SAM 2's official ``tools/vos_inference.py`` computes, resumable and shardable.
 
-    python -m apps.vos_inference --base_video_dir DAVIS/JPEGImages/480p \\
+    python -m apps.vos.inference --base_video_dir DAVIS/JPEGImages/480p \\
         --input_mask_dir DAVIS/Annotations/480p --video_list_file DAVIS/ImageSets/2017/val.txt \\
         --output_mask_dir out/davis_val --checkpoint sam2.1_hiera_base_plus.pt
 
 Every sub-folder of ``--base_video_dir`` (or every name in ``--video_list_file``) is a video of JPEG frames;
 its masks are ``<input_mask_dir>/<video>/<frame>.png`` palette PNGs, or with ``--per_obj_png_file``
 ``<input_mask_dir>/<video>/<object id>/<frame>.png`` (SA-V). Outputs go to ``<output_mask_dir>/<video>/`` in
-the same layout. See `apps.vos_runner` for what is computed.
+the same layout. See `apps.vos.runner` for what is computed.
 
 Resuming: a video is written into ``<output_mask_dir>/.partial/<video>/`` and moved to
 ``<output_mask_dir>/<video>/`` once complete, so a finished video is skipped by the next run and an
@@ -21,9 +21,9 @@ Sharding: ``--shard I/N`` takes every N-th video of the list, starting at the I-
 processes share one dataset and one output folder, each video in exactly one of them:
 
     # a SLURM array of 8 tasks (sbatch --array=0-7 ...):
-    python -m apps.vos_inference ... --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT
+    python -m apps.vos.inference ... --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT
     # one worker per GPU on a 4-GPU machine:
-    for i in 0 1 2 3; do CUDA_VISIBLE_DEVICES=$i python -m apps.vos_inference ... --shard $i/4 & done; wait
+    for i in 0 1 2 3; do CUDA_VISIBLE_DEVICES=$i python -m apps.vos.inference ... --shard $i/4 & done; wait
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ from typing import Any
 from tqdm import tqdm
 
 from apps.model_loading import DEFAULT_MODEL, ModelLoadError, choose_precision, load_predictor
-from apps.vos_masks import VOSInputError, video_folders
-from apps.vos_runner import VOSOptions, run_video
+from apps.vos.masks import VOSInputError, video_folders
+from apps.vos.runner import VOSOptions, run_video
 from model.errors import VideoSourceError
 from model.loading.precision import PRECISION_CHOICES, PRECISION_ENV, describe_precision
 
@@ -73,7 +73,7 @@ def parse_device(text: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     """The command line (the official script's flags, plus model, device, precision and sharding)."""
     parser = argparse.ArgumentParser(
-        prog="python -m apps.vos_inference",
+        prog="python -m apps.vos.inference",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,11 +1,11 @@
 """J&F of predicted video masks against ground truth, per object, per video and over a dataset.
 
-    python -m apps.vos_eval --gt_root G --pred_root P [--output_csv F] [--strict] [--all_frames]
+    python -m apps.vos.eval --gt_root G --pred_root P [--output_csv F] [--strict] [--all_frames]
 
-``G`` and ``P`` hold one folder per video, each in either mask layout (`apps.vos_masks`): palette PNGs
+``G`` and ``P`` hold one folder per video, each in either mask layout (`apps.vos.masks`): palette PNGs
 ``<video>/<frame>.png`` (DAVIS, MOSE) or per-object folders ``<video>/<object id>/<frame>.png`` (SA-V); the
 two roots may use different layouts. The measures are those of the official SA-V evaluator and DAVIS 2017
-(`apps.vos_metrics`), with its conventions:
+(`apps.vos.metrics`), with its conventions:
 
 * the frames evaluated are those with a ground-truth PNG, less the first and the last (the first one is the
   prompt in semi-supervised evaluation); ``--all_frames`` keeps them;
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from apps.vos_masks import (
+from apps.vos.masks import (
     VOSInputError,
     is_hidden,
     labels_to_objects,
@@ -39,7 +39,7 @@ from apps.vos_masks import (
     read_label_png,
     video_folders,
 )
-from apps.vos_metrics import boundary_f_measure, region_similarity
+from apps.vos.metrics import boundary_f_measure, region_similarity
 
 MAX_LISTED_VIDEOS = 5  # videos without a prediction named one per line; more are summed up in one line
 
@@ -348,7 +348,7 @@ def problems(evaluation: Evaluation) -> tuple[list[str], list[str]]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m apps.vos_eval",
+        prog="python -m apps.vos.eval",
         description="J (region similarity), F (boundary accuracy) and J&F of predicted video masks.",
     )
     parser.add_argument("--gt_root", type=Path, required=True, help="ground truth: one folder per video")

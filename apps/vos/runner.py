@@ -13,7 +13,7 @@ Two ways to run a video, chosen by ``VOSOptions.track_later``:
   to the object with the highest logit. Every frame of the video gets an output.
 
 Masks are ``logits > score_thresh``. Output PNGs are written at the frames' size, named after the frames,
-with the palette of the input masks (else DAVIS's). See `apps.vos_masks` for the two layouts.
+with the palette of the input masks (else DAVIS's). See `apps.vos.masks` for the two layouts.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from apps.vos_masks import (
+from apps.vos.masks import (
     MaskWriter,
     ObjectMasks,
     Palette,
@@ -36,7 +36,7 @@ from apps.vos_masks import (
     object_folders,
     read_frame_objects,
 )
-from apps.vos_merge import LabelMerger
+from apps.vos.merge import LabelMerger
 from model.loading.precision import Precision, inference_autocast
 from model.network.sam2 import NO_OBJECT_LOGIT
 from model.video.video_frames import ImageFilesSource
