@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from apps.model_loading import checkpoint_config
 from model import SAM2ImagePredictor, build_sam2
 from model.errors import CheckpointError, ModelNotAvailableError
 from model.loading.precision import (
@@ -46,7 +47,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--overlay", type=Path, help="also write the image with the mask overlaid")
     parser.add_argument("--model", default="facebook/sam2.1-hiera-tiny", help="Hugging Face model id")
     parser.add_argument("--checkpoint", type=Path, help="local official .pt checkpoint (instead of --model)")
-    parser.add_argument("--config", default=None, help="config for --checkpoint, e.g. sam2.1_hiera_tiny")
+    parser.add_argument(
+        "--config",
+        default=None,
+        help="model of --checkpoint, e.g. sam2.1_hiera_tiny (default: from its file name or its weights)",
+    )
     parser.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, mps")
     parser.add_argument(
         "--precision",
@@ -74,9 +79,8 @@ def run(args: argparse.Namespace) -> Path:
             raise SystemExit(f"click ({x:g}, {y:g}) is outside the {w}x{h} image")
 
     if args.checkpoint is not None:
-        model = build_sam2(
-            args.config or _config_from_filename(args.checkpoint), args.checkpoint, device=args.device
-        )
+        config = args.config or checkpoint_config(args.checkpoint)
+        model = build_sam2(config, args.checkpoint, device=args.device)
         predictor = SAM2ImagePredictor(model)
     else:
         predictor = SAM2ImagePredictor.from_pretrained(args.model, device=args.device)
@@ -104,18 +108,6 @@ def run(args: argparse.Namespace) -> Path:
         f"{describe_precision(predictor.device, precision)})"
     )
     return args.out
-
-
-def _config_from_filename(path: Path) -> str:
-    # sam2.1_hiera_large.pt -> sam2.1_hiera_large; anything else needs --config.
-    stem = path.stem
-    from model.loading.configs import CONFIGS
-
-    if stem in CONFIGS:
-        return stem
-    raise SystemExit(
-        f"cannot tell the model size from {path.name}; pass --config (one of {', '.join(CONFIGS)})"
-    )
 
 
 def main(argv: list[str] | None = None) -> int:

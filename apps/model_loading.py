@@ -27,6 +27,9 @@ def load_predictor(
 ):
     """A ``SAM2VideoPredictor`` from a local official checkpoint, or from the Hugging Face hub (cached).
 
+    A checkpoint is built as ``config`` when one is given; without it, as the model its file name names
+    (``sam2.1_hiera_tiny.pt``) or else as the official model its weights' shapes match (`checkpoint_config`).
+
     ``predictor_options`` go to ``build_sam2_video_predictor`` (``apply_postprocessing``,
     ``non_overlap_masks``, ...).
     """
@@ -41,7 +44,7 @@ def load_predictor(
                     f"There is no checkpoint file at {checkpoint}: check the --checkpoint path."
                 )
             return build_sam2_video_predictor(
-                config or _config_from_filename(checkpoint),
+                _checked_config(config) if config else checkpoint_config(checkpoint),
                 checkpoint,
                 device=device,
                 image_size=image_size,
@@ -71,12 +74,51 @@ def choose_precision(requested: str, predictor: Any) -> Precision:
         ) from error
 
 
-def _config_from_filename(path: Path) -> str:
+def checkpoint_config(path: Path) -> str:
+    """The config of an official-format checkpoint given without ``--config``: its file name when that is a
+    config name (``sam2.1_hiera_tiny.pt``), else the official model its weights' shapes match.
+
+    Raises:
+        ModelLoadError: the file cannot be read, or its weights fit none of the eight official models; the
+            message lists the config names to pass with ``--config``.
+    """
+    from model.loading.checkpoint import identify_config, read_checkpoint
     from model.loading.configs import CONFIGS
 
     if path.stem in CONFIGS:
         return path.stem
-    raise ModelLoadError(
-        f"Cannot tell the model size from the file name {path.name}: pass --config "
-        f"(one of {', '.join(CONFIGS)})."
-    )
+    # The weights are read once here and again by the builder; the second read is mostly from the page
+    # cache, and this one's copy is freed on return.
+    try:
+        found = identify_config(read_checkpoint(path))
+    except CheckpointError as error:
+        raise ModelLoadError(
+            f"Cannot use the checkpoint: {error}\nWithout --config the model size is read from the weights, "
+            f"so the file must be a readable checkpoint; to choose the size yourself, pass --config (one of "
+            f"{_config_names()})."
+        ) from error
+    if found is None:
+        raise ModelLoadError(
+            f"Cannot tell the model size of {path.name}: neither its name nor its weights' shapes match one "
+            f"of the official SAM 2 / SAM 2.1 models. If you know which one it is, pass --config with its "
+            f"name (one of {_config_names()}); loading then lists the weights that do not fit."
+        )
+    return found
+
+
+def _checked_config(config: str) -> str:
+    from model.loading.configs import resolve_config
+
+    try:
+        return resolve_config(config).name
+    except ValueError as error:
+        raise ModelLoadError(
+            f"Unknown --config {config!r}: use one of {_config_names()} (or an official config name such as "
+            "configs/sam2.1/sam2.1_hiera_t.yaml)."
+        ) from error
+
+
+def _config_names() -> str:
+    from model.loading.configs import CONFIGS
+
+    return ", ".join(CONFIGS)

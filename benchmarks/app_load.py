@@ -7,8 +7,9 @@
    short clip, add an object, click three times at their own spots and track forward. Prints, per user,
    whether every mask equals a solo run of the same prompts on a `Session` in this process (no cross-talk),
    then p50/p95 click latency and tracking throughput (frames per second, all users together and each).
-2. The click handler alone, in this process: the app's own click handler (display pixels in, rendered frame
-   out) on a frame whose features are cached, SAM 2.1 tiny at ``--image-size``; p50/p95 over ``--clicks``.
+2. The click handler alone, in this process: the app's own page handler of a click on the frame pane
+   (display pixels in, drawn page out) on a frame whose features are cached, SAM 2.1 tiny at
+   ``--image-size``; p50/p95 over ``--clicks``.
 
 Not a test: the numbers depend on the machine. Run it with nothing else running.
 """
@@ -105,7 +106,7 @@ def start_app(checkpoint: Path, image_size: int, users: int) -> tuple[subprocess
 def run_user(url: str, clip: Path, user: int, num_frames: int, out: dict) -> None:
     from gradio_client import Client, handle_file
 
-    from sam2_ui.masks import decode_rle
+    from sam2_ui.rle import coco_rle_to_mask
 
     client = Client(url, verbose=False)
     client.predict(handle_file(str(clip)), api_name="/open")
@@ -121,7 +122,7 @@ def run_user(url: str, clip: Path, user: int, num_frames: int, out: dict) -> Non
     masks = {}
     for frame in range(num_frames):
         for obj, rle in client.predict(frame, api_name="/masks").items():
-            masks[frame, int(obj)] = decode_rle(rle)
+            masks[frame, int(obj)] = coco_rle_to_mask(rle)  # /masks answers in COCO RLE
     out[user] = {"latencies": latencies, "track_s": seconds, "masks": masks}
 
 
@@ -138,23 +139,25 @@ def solo_masks(predictor, clip: Path, user: int) -> dict:
 
 
 def click_handler_alone(predictor, clip: Path, clicks: int) -> list[float]:
-    """The app's click handler (SelectData in, drawn outputs out) on a frame whose features are cached."""
+    """The app's handler of a click on the frame pane (the page script's event in, the drawn page's
+    ``{component: update}`` out) on a frame whose features are cached."""
     import gradio as gr
 
-    from apps.gradio_app import App
+    from apps.web import App
 
     app = App(predictor, work_root=tempfile.mkdtemp(prefix="app_load_"))
     demo = app.build()
     handlers = {f.api_name: f.fn for f in demo.fns.values()}
     request = SimpleNamespace(session_hash="bench")
-    handlers["open"](str(clip), request)
-    handlers["ui_add_object"]("", request)
-    w, h = CLIP_SIZE
+    handlers["ui_open"](str(clip), request)
+    handlers["ui_add_object"](request)
+    w, h = app.registry.get("bench")[0].view().mapping.display_size  # the frame as the page draws it
     times = []
     for k in range(clicks + 1):
         x, y = 30 + (k * 13) % (w - 60), 30 + (k * 29) % (h - 60)  # distinct spots: never on a marker
+        click = {"kind": "click", "x": x, "y": y, "w": w, "h": h, "frame": 0}
         began = time.perf_counter()
-        handlers["ui_click"](None, gr.SelectData(None, {"index": [x, y], "value": None}), request)
+        handlers["ui_click"](gr.EventData(None, click), request)
         if k:  # the first click also encodes the frame
             times.append(time.perf_counter() - began)
     app.registry.close_all()

@@ -37,6 +37,8 @@ COMMANDS: tuple[str, ...] = (
     "prev_frame",
     "first_frame",
     "last_frame",
+    "next_doubtful",
+    "prev_doubtful",
     *(f"select_object_{i}" for i in range(1, 10)),
 )
 """Every command name a front end can bind to a button or key."""

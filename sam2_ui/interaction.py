@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from .checks import check_frame
 from .commands import (  # noqa: F401 - the names front ends import from here
     BOX,
     COMMANDS,
@@ -387,6 +388,18 @@ class Interaction(ViewBuilding, RunControl, CommandDispatch):
         with self._lock:
             if self.session is not None:
                 self._show(int(np.clip(int(frame), 0, self.session.num_frames - 1)))
+        return self.view()
+
+    def show_frame(self, frame: int) -> View:
+        """Show ``frame``, refusing one the video does not have (an error message; nothing clamped)."""
+        session = self._require_session()
+        if session is None:
+            return self.view()
+        try:
+            check_frame(int(frame), session.num_frames)
+        except SessionError as error:
+            return self._error(error)
+        self._show(int(frame))
         return self.view()
 
     def _show(self, frame: int) -> None:

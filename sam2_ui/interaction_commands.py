@@ -105,7 +105,31 @@ class CommandDispatch:
             "prev_frame": lambda: self.go_to(self.frame - 1),
             "first_frame": lambda: self.go_to(0),
             "last_frame": lambda: self.go_to(last()),
+            "next_doubtful": lambda: self.go_to_doubtful(+1),
+            "prev_doubtful": lambda: self.go_to_doubtful(-1),
         }
+
+    def go_to_doubtful(self, step: int) -> View:
+        """Show the next (``step`` > 0) or previous doubtful frame of any object, saying why it is doubtful;
+        a note when there is none that way."""
+        session = self._require_session()
+        if session is None:
+            return self.view()
+        frames = session.doubtful_frames()
+        ahead = [f for f in frames if f > self.frame] if step > 0 else [f for f in frames if f < self.frame]
+        if not ahead:
+            way = "after" if step > 0 else "before"
+            self._note(INFO, f"No doubtful frame {way} frame {self.frame}.")
+            return self.view()
+        target = ahead[0] if step > 0 else ahead[-1]
+        self._show(target)
+        reasons = []
+        for info in session.objects:
+            reason = session.doubt_reasons(info.id).get(target)
+            if reason:
+                reasons.append(f"{info.name}: {reason}")
+        self._note(INFO, f"Frame {target} is doubtful ({'; '.join(reasons)}).")
+        return self.view()
 
     def _export_command(self, kind: str, out_dir: str | Path) -> View:
         try:

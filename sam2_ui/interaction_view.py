@@ -187,6 +187,7 @@ class ViewBuilding:
         prompted = bool(session.prompted_frames())
         last = session.num_frames - 1
         video = not session.is_image
+        doubtful = session.doubtful_frames()
         enabled.update(
             {
                 "open": idle,
@@ -218,6 +219,8 @@ class ViewBuilding:
                 "prev_frame": frame > 0,
                 "first_frame": frame > 0,
                 "last_frame": frame < last,
+                "next_doubtful": bool(doubtful) and frame < doubtful[-1],
+                "prev_doubtful": bool(doubtful) and frame > doubtful[0],
             }
         )
         for i in range(1, 10):

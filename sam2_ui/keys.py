@@ -24,6 +24,8 @@ KEYMAP: dict[str, str] = {
     "Home": "first_frame",
     "End": "last_frame",
     "c": "clear_frame",
+    "]": "next_doubtful",
+    "[": "prev_doubtful",
     "Delete": "remove_last_point",
     "Backspace": "remove_last_point",
     **{str(i): f"select_object_{i}" for i in range(1, 10)},
@@ -39,6 +41,7 @@ KEY_HELP: tuple[tuple[str, str], ...] = (
     ("Esc", "stop tracking, or drop a half-drawn box"),
     ("<- / -> or , / .", "previous / next frame"),
     ("Home / End", "first / last frame"),
+    ("[ / ]", "previous / next doubtful frame (amber on the timeline)"),
     ("c", "clear this frame's prompts"),
     ("Delete / Backspace", "remove the selected object's last point on this frame"),
 )

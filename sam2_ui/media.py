@@ -209,16 +209,17 @@ def _why(error: Exception, path: Path | None) -> str:
     """Why a source cannot be opened, as a sentence a person can act on: no errno numbers, libav function
     names or temporary folders (the decoders' own words are kept only where they carry none)."""
     if path is None:
-        return f"{_plain_words(str(error))}."
+        return f"{plain_words(str(error))}."
     if not path.exists():
-        start = "" if path.is_absolute() else f" (relative paths start in {Path.cwd()})"
-        return f"there is no file or folder at {str(path)!r}{start}."
+        # Not the path: a full path (or the working folder's) shows a server's folders in a web app.
+        where = "" if path.is_absolute() else " (relative to the working folder)"
+        return f"there is no file or folder at the path given{where}: check its name and folder."
     if path.is_dir():
         if "no frames in" in str(error):
             return "the folder holds no JPEG or PNG frames (name them 00000.jpg, 00001.jpg, ...)."
-        return f"{_plain_words(str(error))}."
+        return f"{plain_words(str(error))}."
     if isinstance(error, OSError):
-        return f"{error.strerror or _plain_words(str(error))}."
+        return f"{error.strerror or plain_words(str(error))}."
     if path.stat().st_size == 0:
         return "the file is empty (0 bytes): copy or download it again."
     if path.suffix.lower() in IMAGE_SUFFIXES:
@@ -235,14 +236,16 @@ def _why(error: Exception, path: Path | None) -> str:
 
 
 _ERRNO = re.compile(r"\[Errno -?\d+\]\s*")
+_CLASS_NAME = re.compile(r"\b(?:[A-Z][a-z0-9]*)+(?:Error|Exception):\s*")
 _LIBAV_CALL = re.compile(r":?\s*'\w+\(\)'")
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.])'?(?:[A-Za-z]:)?[\\/](?:[^\s'\":,\\/]+[\\/])*([^\s'\":,\\/]+)'?")
 
 
-def _plain_words(text: str) -> str:
-    """A decoder's message without errno numbers, libav function names or folders: each absolute path is
-    cut to its last part (an upload's path holds a server's temporary folder)."""
+def plain_words(text: str) -> str:
+    """A decoder's message without errno numbers, exception class names, libav function names or folders:
+    each absolute path is cut to its last part (an upload's path holds a server's temporary folder)."""
     text = _ERRNO.sub("", text)
+    text = _CLASS_NAME.sub("", text)
     text = _LIBAV_CALL.sub("", text)
     text = _ABSOLUTE_PATH.sub(lambda m: m.group(1), text)
     return text.strip().rstrip(".")

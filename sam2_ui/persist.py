@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,31 +128,60 @@ def read(path: Path, source: Any, replay: bool, limits: Limits | None = None) ->
         as_cond = document.get("corrections_as_conditioning", False)
         if not isinstance(as_cond, bool):
             raise ValueError(f"corrections_as_conditioning must be true or false, not {as_cond!r}")
+        image_size = document.get("model", {}).get("image_size")
+        image_size = None if image_size is None else int(image_size)
         # Only now, with the file checked, is a path inside it ever used (and only without source=).
         if source is None:
             source = _saved_source(document["source"], path)
-    except (KeyError, ValueError, TypeError, AttributeError) as error:
+    except (KeyError, ValueError, TypeError, AttributeError, OverflowError) as error:
         raise SessionError(
-            f"{path.name} is not a valid sam2-ui session file ({type(error).__name__}: {error})."
+            f"{path.name} is not a valid sam2-ui session file ({_what_is_wrong(error)})."
         ) from error
-    image_size = document.get("model", {}).get("image_size")
     return SessionFile(video, limits, fps, source, image_size, saved, as_cond)
 
 
+# Python's own wording of a failed conversion ("invalid literal for int() with base 10: 'x'"), as opposed to
+# the checks' sentences ("frame 999 is outside the video's 6 frames").
+_PYTHON_WORDING = re.compile(r"\(\)|invalid literal|could not convert|cannot convert|values to unpack")
+
+
+def _what_is_wrong(error: Exception) -> str:
+    """What is wrong in a session file, in words about the file rather than about Python."""
+    if isinstance(error, KeyError):
+        return f"the field {error.args[0]!r} is missing" if error.args else "a field is missing"
+    if isinstance(error, OverflowError):
+        return "a number is too large"
+    if isinstance(error, ValueError) and not _PYTHON_WORDING.search(str(error)):
+        return str(error)
+    if isinstance(error, ValueError):
+        return "a field that must be a number holds something else"
+    return "a field holds a value of the wrong kind"
+
+
 def _read(path: Path) -> dict[str, Any]:
+    # Messages name the file only: on a server its folder is an upload's temporary folder.
+    name = path.name
     try:
         document = json.loads(path.read_text())
     except FileNotFoundError as error:
-        raise SessionError(f"There is no session file at {path}: check the path.") from error
+        raise SessionError(f"There is no session file {name} at the path given: check the path.") from error
+    except IsADirectoryError as error:
+        raise SessionError(f"{name} is a folder, not a session file: give the .json file.") from error
     except OSError as error:
-        raise SessionError(f"Cannot read {path}: {error.strerror or error}.") from error
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise SessionError(f"{path} is not a sam2-ui session file (not JSON: {error}).") from error
+        raise SessionError(f"Cannot read {name}: {error.strerror or 'the system refused'}.") from error
+    except UnicodeDecodeError as error:
+        raise SessionError(f"{name} is not a sam2-ui session file (not text: binary data).") from error
+    except json.JSONDecodeError as error:
+        raise SessionError(
+            f"{name} is not a sam2-ui session file (not JSON: {error.msg} at line {error.lineno})."
+        ) from error
+    except RecursionError as error:
+        raise SessionError(f"{name} is not a sam2-ui session file (JSON nested too deeply).") from error
     if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise SessionError(f'{path} is not a sam2-ui session file (no "format": "{FORMAT}").')
+        raise SessionError(f'{name} is not a sam2-ui session file (no "format": "{FORMAT}").')
     if document.get("version") != VERSION:
         raise SessionError(
-            f"{path} is a version {document.get('version')} session file; this sam2-ui reads "
+            f"{name} is a version {document.get('version')!r} session file; this sam2-ui reads "
             f"version {VERSION}."
         )
     return document
@@ -228,9 +258,10 @@ def _saved_source(source: dict[str, Any], path: Path) -> Path:
     for candidate in candidates:
         if candidate.exists():
             return candidate
+    name = re.split(r"[\\/]", str(source["path"]))[-1]  # the file only, whichever system wrote the path
     raise SessionError(
-        f"The video of this session, {source['path']}, is not there anymore: pass its new location as "
-        "source=."
+        f"The video of this session, {name}, is not there anymore (not where it was saved from, nor beside "
+        "the session file): pass its new location as source=."
     )
 
 
@@ -240,13 +271,13 @@ def check_same_video(media: Media, frame0: np.ndarray, video: dict[str, Any], pa
     saved = (int(video["num_frames"]), int(video["width"]), int(video["height"]))
     if (num_frames, width, height) != saved:
         raise SessionError(
-            f"The video given for {path} has {num_frames} frames of {width}x{height}, but the "
+            f"The video given for {path.name} has {num_frames} frames of {width}x{height}, but the "
             f"session was saved on {saved[0]} frames of {saved[1]}x{saved[2]}: give the same video."
         )
     if frame_digest(frame0) != video["frame0_sha1"]:
         raise SessionError(
-            f"The video given for {path} has a different first frame than the one the session was saved on: "
-            "give the same video."
+            f"The video given for {path.name} has a different first frame than the one the session was saved "
+            "on: give the same video."
         )
 
 

@@ -37,7 +37,7 @@ from .document import SessionState
 from .errors import SessionError
 from .executor import ExecutorFactory, SessionModel
 from .history import Change
-from .media import Limits, Media, open_media
+from .media import Limits, Media, open_media, plain_words
 from .objects import ObjectInfo
 from .predictor import VideoPredictor, predictor_device
 from .prompts import (
@@ -83,7 +83,7 @@ class Session(SessionQueries, TrackingRuns, SessionOutput):
             self._executor = (executor or Tracker.for_session)(model)
         except (VideoSourceError, OSError) as error:
             media.frames.close()
-            raise SessionError(f"Cannot read {media.description}: {error}") from error
+            raise SessionError(f"Cannot read {media.description}: {plain_words(str(error))}.") from error
         except BaseException:
             media.frames.close()
             raise

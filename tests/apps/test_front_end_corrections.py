@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import sam2_ui
-from apps.gradio_app import App
+from apps.web import App
 from tests.support.app_helpers import TEST_LIMITS, Tab, write_clip
 from tests.support.session_helpers import HEIGHT, NUM_FRAMES, WIDTH, disc_centre, predictor
 from tests.support.widget_helpers import click_frame_pixel
@@ -29,18 +29,18 @@ def clip(tmp_path_factory):
 
 def test_a_correction_given_in_the_gradio_app_sticks_when_tracking_again(clip, tmp_path):
     app = App(predictor(), TEST_LIMITS, display_size=(WIDTH, HEIGHT), work_root=tmp_path / "app")
-    app.demo = app.build()
+    app.build()
     try:
         tab = Tab(app, "corrections")
-        tab("open", str(clip))
-        tab.select("ui_click", *disc_centre(0), 0)  # a first object is made for the click
+        tab("ui_open", str(clip))
+        tab.click(*disc_centre(0), frame=0)  # a first object is made for the click
         tab("ui_propagate_forward")
         session = tab.ui.session
         obj = session.objects[0].id
         before = session.mask(CORRECTED, obj)
         tab("ui_go_to", CORRECTED)
         tab("ui_set_tool", "negative")
-        tab.select("ui_click", *disc_centre(CORRECTED), CORRECTED)
+        tab.click(*disc_centre(CORRECTED), frame=CORRECTED)
         corrected = session.mask(CORRECTED, obj)
         assert not np.array_equal(before, corrected)
         for run, (start, direction) in RUNS.items():
@@ -48,7 +48,7 @@ def test_a_correction_given_in_the_gradio_app_sticks_when_tracking_again(clip, t
             outs = tab(f"ui_propagate_{direction}")
             assert np.array_equal(session.mask(CORRECTED, obj), corrected), run
             assert session.stale_frames() == [] and session.replaced_prompt_frames() == [], run
-            assert "stale" not in outs[-1][5] and "replaced" not in outs[-1][5], run  # the status line
+            assert "stale" not in outs[-1].status and "replaced" not in outs[-1].status, run
     finally:
         app.registry.close_all()
 

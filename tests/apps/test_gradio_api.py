@@ -18,7 +18,7 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from sam2_ui import Session
-from tests.support.app_helpers import VIEW_JSON, masks_from_api, running_app, track_then_stop, write_clip
+from tests.support.app_helpers import masks_from_api, running_app, track_then_stop, write_clip
 from tests.support.session_helpers import (
     assert_same_masks,
     block_box,
@@ -98,8 +98,7 @@ class SessionVerbs:
 
 def test_scripted_session_matches_the_engine_and_every_download_matches(app, clip, tmp_path):
     client = client_for(app)
-    opened = client.predict(handle_file(str(clip)), api_name="/open")
-    view = opened[VIEW_JSON]
+    view = client.predict(handle_file(str(clip)), api_name="/open")
     assert view["num_frames"] == 6 and view["objects"] == []
     script(ClientVerbs(client), 6)
     updates = list(client.submit("forward", 0, api_name="/propagate"))
@@ -228,7 +227,7 @@ def test_segment_everything_on_an_image_makes_objects(app, tmp_path):
     image = tmp_path / "still.png"
     Image.fromarray(make_frames(1)[0]).save(image)
     client = client_for(app)
-    view = client.predict(handle_file(str(image)), api_name="/open")[VIEW_JSON]
+    view = client.predict(handle_file(str(image)), api_name="/open")
     assert view["is_image"] and not view["enabled"]["propagate_both"]
     view = client.predict(8, api_name="/segment_everything")
     with Session.open(image, predictor()) as direct:

@@ -53,17 +53,17 @@ def test_upload_click_track_and_download_in_chromium(browser, tmp_path):
         page = browser.new_page(viewport={"width": 1500, "height": 1100}, accept_downloads=True)
         page.goto(url)
         page.set_input_files("#sam2-upload input[type=file]", str(clip))
-        frame = page.locator("#sam2-frame img")
+        frame = page.locator("#sam2-frame img.sam2-image")
         expect(frame).to_be_visible(timeout=60_000)
         expect(page.locator("#sam2-status")).to_contain_text("Frame 0 (frames 0–5)", timeout=30_000)
 
-        # Click on the disc, where the image shows it: Gradio shows an image scaled down to fit its box, never
-        # up, centred (CSS object-fit: scale-down), and maps clicks back the same way.
+        # Click on the disc, where the image shows it: the frame pane shows the image scaled to fill its box,
+        # centred (CSS object-fit: contain), and maps clicks back the same way.
         before = frame.get_attribute("src")
         natural = frame.evaluate("el => [el.naturalWidth, el.naturalHeight]")
         assert natural == [96 * SCALE, 64 * SCALE]
         box = frame.bounding_box()
-        scale = min(box["width"] / natural[0], box["height"] / natural[1], 1.0)
+        scale = min(box["width"] / natural[0], box["height"] / natural[1])
         left = (box["width"] - natural[0] * scale) / 2
         top = (box["height"] - natural[1] * scale) / 2
         cx, cy = (round(c * SCALE) for c in disc_centre(0))
@@ -102,6 +102,7 @@ def test_upload_click_track_and_download_in_chromium(browser, tmp_path):
         # Track both ways, then download the COCO JSON.
         page.locator("#cmd-propagate_both").click()
         expect(page.locator("#sam2-status")).to_contain_text(re.compile("Tracked both"), timeout=120_000)
+        page.get_by_role("button", name="Download").click()  # a folded panel
         page.locator("#dl-coco").click()
         link = page.locator("#sam2-download a").first
         expect(link).to_be_visible(timeout=30_000)
@@ -122,10 +123,9 @@ def test_a_bad_upload_shows_a_message_and_the_tab_keeps_working_in_chromium(brow
     with running_app(tmp_path / "app") as (app, url):
         page = browser.new_page(viewport={"width": 1500, "height": 1100})
         page.goto(url)
-        frame = page.locator("#sam2-frame img")
+        frame = page.locator("#sam2-frame img.sam2-image")
         page.set_input_files("#sam2-upload input[type=file]", str(notes))
         expect(page.get_by_text(re.compile("is not a readable video")).first).to_be_visible(timeout=30_000)
-        page.locator("#sam2-upload button[aria-label='Clear']").first.click()
         page.set_input_files("#sam2-upload input[type=file]", str(clip))
         expect(page.locator("#sam2-status")).to_contain_text("Frame 0 (frames 0–5)", timeout=30_000)
         expect(frame).to_be_visible()
@@ -139,7 +139,7 @@ def test_keys_track_with_streamed_previews_and_escape_stops_in_chromium(browser,
         page.goto(url)
         page.set_input_files("#sam2-upload input[type=file]", str(clip))
         expect(page.locator("#sam2-status")).to_contain_text("Frame 0 (frames 0–59)", timeout=30_000)
-        frame = page.locator("#sam2-frame img")
+        frame = page.locator("#sam2-frame img.sam2-image")
         box = frame.bounding_box()
         frame.click(position={"x": box["width"] / 2, "y": box["height"] / 2})
         expect(page.locator("#sam2-objects")).to_contain_text("1. object 1", timeout=30_000)

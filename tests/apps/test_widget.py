@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 import sam2_ui
-from apps.gradio_app import App
+from apps.web import App
 from sam2_ui import Session, SessionError
 from sam2_ui import widget as widget_module
 from sam2_ui.memory_view import CONDITIONING_COLOR, POINTER_COLOR
@@ -401,9 +401,9 @@ def test_the_same_events_give_the_same_masks_as_the_gradio_app(tmp_path):
     (add object, box tool, undo, redo), a box from two clicks and a tracking run."""
     clip = write_clip(tmp_path / "clip.mp4")
     app = App(predictor(), TEST_LIMITS, display_size=(WIDTH, HEIGHT), work_root=tmp_path / "app")
-    app.demo = app.build()
+    app.build()
     tab = Tab(app, "shared")
-    tab("open", str(clip))
+    tab("ui_open", str(clip))
     session = Session.open(str(clip), predictor())
     widget = SegmentWidget(session, display_size=(WIDTH, HEIGHT))
     OPEN.append(widget)
@@ -422,13 +422,13 @@ def test_the_same_events_give_the_same_masks_as_the_gradio_app(tmp_path):
     ]
     for kind, *args in events:
         if kind == "click":
-            tab.select("ui_click", *args, 0)
+            tab.click(*args, frame=0)
             click_frame_pixel(widget, *args)
         elif kind == "right_click":
-            tab("ui_right_click", f"right:{args[0]},{args[1]},0")
+            tab.click(*args, negative=True, frame=0)
             click_frame_pixel(widget, *args, button=2)
         elif kind == "key":
-            tab("ui_key", f"key:{args[0]}")
+            tab.event("ui_key", key=args[0], ctrl=False, shift=False)
             key(widget, args[0])
         else:
             tab(f"ui_propagate_{args[0]}")

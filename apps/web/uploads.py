@@ -112,3 +112,19 @@ def _probe_video(path: Path) -> tuple[float | None, float | None]:
             "upload an mp4, mov, webm, mkv or avi file."
         ) from error
     return seconds, fps
+
+
+def uploaded_file(payload: object, upload_folder: str | os.PathLike, what: str = "the video or image") -> str:
+    """The server path of a file a script sent (a ``gradio_client.handle_file`` payload), checked to be one
+    Gradio stored from an upload: a script can send a file, never name one on the server."""
+    path = payload.get("path") if isinstance(payload, dict) else None
+    if not isinstance(path, str) or not path:
+        raise SessionError(
+            f"Send {what} itself: client.predict(handle_file('clip.mp4'), ...) uploads it "
+            "(a plain file name or path is not read on the server)."
+        )
+    folder = Path(upload_folder).resolve()
+    resolved = Path(path).resolve()
+    if not resolved.is_relative_to(folder) or not resolved.is_file():
+        raise SessionError(f"Send {what} with handle_file(...): the server reads only files uploaded to it.")
+    return str(resolved)
