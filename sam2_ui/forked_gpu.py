@@ -137,7 +137,7 @@ class ForkedGPU:
         try:
             return worker.conn.recv()
         except (EOFError, OSError) as error:
-            raise WorkerLost(f"GPU task aborted: the worker process ended ({error!r})") from error
+            raise WorkerLost("GPU task aborted: the connection to the worker process broke") from error
 
     def _drain(self, worker: _Worker) -> bool:
         """Read what a stopped call still gives until its end; whether the worker can serve again."""

@@ -28,6 +28,7 @@ from model.loading.precision import describe_precision
 from .errors import SessionError
 from .executor import FoundMask, FrameResult, SessionModel, TrackedFrame
 from .gpu_budget import GpuBudget, replay_frames
+from .media import plain_words
 from .model_calls import (
     RUN,
     SEGMENT,
@@ -201,7 +202,7 @@ class WorkerExecutor:
                     ) from error
                 if isinstance(reply, CallFailed):
                     raise _ERRORS.get(reply.error, WorkerError)(
-                        reply.message if reply.error in _ERRORS else f"{reply.error}: {reply.message}"
+                        reply.message if reply.error in _ERRORS else plain_words(reply.message)
                     )
                 if isinstance(reply, CallEnd):
                     self.stats.replayed += reply.replayed
@@ -235,5 +236,6 @@ class WorkerExecutors:
 
 
 def _describe(error: Exception) -> str:
-    text = str(error).strip()
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+    """What stopped the worker, in words a person reads (no exception class, errno or server path)."""
+    text = plain_words(str(error))
+    return text or "no reason given"

@@ -29,7 +29,7 @@ from sam2_ui.errors import SessionError
 from sam2_ui.executor import ExecutorFactory
 from sam2_ui.interaction import Interaction
 from sam2_ui.keys import KEYMAP
-from sam2_ui.media import Limits, open_media
+from sam2_ui.media import Limits, open_media, plain_words
 from sam2_ui.predictor import predictor_device
 from sam2_ui.view import View
 
@@ -202,8 +202,8 @@ class App:
             for old in sorted(workdir.glob(f"export_{kind}_*"))[:-KEEP_EXPORTS]:
                 shutil.rmtree(old, ignore_errors=True)
             return str(ui.export(kind, workdir / f"export_{kind}_{time.time_ns()}"))
-        except SessionError as error:
-            raise refuse(str(error)) from error
+        except SessionError as error:  # its words name the tab's work folder: not for the visitor
+            raise refuse(plain_words(str(error))) from error
 
     @property
     def upload_folder(self) -> str:

@@ -504,3 +504,15 @@ def test_an_unreadable_video_upload_is_refused_in_plain_words(tmp_path, case):
         check_upload(path, AppLimits())
     assert f"{path.name} is not a readable video" in str(error.value)
     assert_plain(str(error.value))
+
+
+def test_the_status_line_says_where_the_user_is_and_only_what_just_happened(app, clip):
+    tab = Tab(app, "status-line")
+    opened = tab("ui_open", str(clip))
+    assert "Frame 0 (frames 0–5)" in opened.status and "Opened" in opened.status
+    added = tab("ui_add_object")
+    assert "Frame 0 (frames 0–5)" in added.status and "Opened" not in added.status
+    moved = tab("ui_next_frame")
+    # The slider, the status line and the view all count frames from 0.
+    assert moved.slider["value"] == moved.view["frame"] == 1 and "Frame 1 (frames 0–5)" in moved.status
+    assert "Added" not in moved.status and "Opened" not in moved.status  # no note outlives its event
