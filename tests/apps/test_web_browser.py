@@ -159,11 +159,11 @@ def test_first_screen_is_a_drop_zone_with_examples_and_media_buttons_off(browser
     for command in ("propagate_both", "propagate_forward", "propagate_backward", "stop", "undo", "redo",
                     "add_object", "clear_frame", "reset", "next_frame"):  # fmt: skip
         expect(page.locator(f"#cmd-{command}")).to_be_disabled()
+    page.screenshot(path=str(shots(tmp_path) / "web_first_screen.png"))
     page.get_by_role("button", name="Download").click()  # a folded panel: shown on demand
     for kind in ("pngs", "davis", "coco", "video", "session"):
         expect(page.locator(f"#dl-{kind}")).to_be_disabled()
     expect(page.locator("#cmd-play")).to_be_disabled()
-    page.screenshot(path=str(shots(tmp_path) / "web_first_screen.png"))
 
     # An example opens from its thumbnail.
     thumbnails.first.click()
