@@ -11,7 +11,9 @@ any edit stops, the next doubtful frame, the memory view, and the key sheet. Scr
 
 from __future__ import annotations
 
+import base64
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -172,6 +174,59 @@ def test_first_screen_is_a_drop_zone_with_examples_and_media_buttons_off(browser
     page.close()
 
 
+def test_a_file_dropped_on_the_empty_frame_pane_opens(browser, web, clip, tmp_path):
+    app, url = web
+    page = open_page(browser, url)
+    named = tmp_path / "dropped.mp4"
+    shutil.copy(clip, named)
+    page.evaluate(
+        """async ([name, data]) => {
+          const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+          const files = new DataTransfer();
+          files.items.add(new File([bytes], name, { type: 'video/mp4' }));
+          const stage = document.querySelector('#sam2-frame .sam2-stage');
+          for (const type of ['dragenter', 'dragover', 'drop']) {
+            const init = { dataTransfer: files, bubbles: true, cancelable: true };
+            stage.dispatchEvent(new DragEvent(type, init));
+          }
+        }""",
+        [named.name, base64.b64encode(named.read_bytes()).decode()],
+    )
+    expect(page.locator("#sam2-status")).to_contain_text("(frames 0–7)", timeout=60_000)
+    expect(page.locator("#sam2-frame img.sam2-image")).to_be_visible()
+    assert session_of(app, named.name).session.num_frames == 8
+    page.close()
+
+
+def test_the_object_panel_selects_renames_in_place_and_removes(browser, web, clip, tmp_path):
+    app, url = web
+    page = open_page(browser, url)
+    named = tmp_path / "panel.mp4"
+    shutil.copy(clip, named)
+    upload(page, named, 8)
+    click_frame(page, app, (320, 180), 60, 50)
+    page.locator("#cmd-add_object").click()
+    rows = page.locator("#sam2-objects .sam2-object")
+    expect(rows).to_have_count(2)
+    ui = session_of(app, named.name)
+    wait_until(lambda: ui.session.selected == 2)
+    rows.nth(0).locator(".sam2-object-name").click()  # select
+    wait_until(lambda: ui.session.selected == 1)
+    expect(rows.nth(0)).to_have_class(re.compile("sam2-selected"))
+    rows.nth(0).locator(".sam2-object-name").dblclick()  # rename in place
+    name_box = page.locator("#sam2-objects .sam2-name-input")
+    expect(name_box).to_be_visible()
+    name_box.fill("ball")
+    name_box.press("Enter")
+    expect(rows.nth(0)).to_contain_text("1. ball")
+    expect(page.locator("#sam2-timeline .sam2-track-name").first).to_have_text("ball")  # its row's label
+    assert ui.session.object(1).name == "ball"
+    rows.nth(1).locator(".sam2-remove").click()
+    expect(rows).to_have_count(1)
+    assert [o.id for o in ui.session.objects] == [1]
+    page.close()
+
+
 def test_at_1280x800_the_frame_controls_status_and_objects_are_in_view(browser, web, clip, tmp_path):
     app, url = web
     page = open_page(browser, url)
@@ -191,11 +246,14 @@ def test_at_1280x800_the_frame_controls_status_and_objects_are_in_view(browser, 
     page.close()
 
 
-@pytest.mark.parametrize("latency_ms", [0, LATENCY_MS])
-def test_the_slider_stays_on_the_frame_released(browser, web, clip, tmp_path, latency_ms):
+@pytest.mark.parametrize(
+    ("latency_ms", "steps", "pause_s"), [(0, 20, 0.05), (LATENCY_MS, 20, 0.05), (0, 3, 0.0)]
+)
+def test_the_slider_stays_on_the_frame_released(browser, web, clip, tmp_path, latency_ms, steps, pause_s):
+    # A drag from frame 0 to the last over about a second (with and without network latency), and a flick.
     app, url = web
     page = open_page(browser, url, latency_ms=latency_ms)
-    named = tmp_path / f"slider{latency_ms}.mp4"
+    named = tmp_path / f"slider{latency_ms}_{steps}.mp4"
     shutil.copy(clip, named)
     upload(page, named, 8)
     track = page.locator("#sam2-slider input[type=range]")
@@ -203,10 +261,9 @@ def test_the_slider_stays_on_the_frame_released(browser, web, clip, tmp_path, la
     y = box["y"] + box["height"] / 2
     page.mouse.move(box["x"] + 2, y)
     page.mouse.down()
-    steps = 20  # about one second from frame 0 to the last frame
     for i in range(1, steps + 1):
         page.mouse.move(box["x"] + 2 + (box["width"] + 10) * i / steps, y)
-        time.sleep(0.05)
+        time.sleep(pause_s)
     page.mouse.up()
     deadline = time.monotonic() + 3 + latency_ms / 100  # every reply to the drag has arrived by then
     while time.monotonic() < deadline:
