@@ -388,6 +388,12 @@ def test_a_click_lands_on_the_frame_pixel_under_it_at_every_display_scale(tmp_pa
             )
             px, py, _ = ui.session.prompts(0)[1].points[i]
             assert abs(px - x) <= 1 and abs(py - y) <= 1, (scale, (x, y), (px, py))
+        # A click on a marker removes its point, at every scale.
+        x, y = (round(c) for c in targets[0])
+        click_frame(page, app, (width, height), x, y)
+        wait_until(lambda: len(ui.session.prompts(0)[1].points) == 1)
+        ((left_x, left_y, _),) = ui.session.prompts(0)[1].points  # the other point is the one left
+        assert abs(left_x - round(targets[1][0])) <= 1 and abs(left_y - round(targets[1][1])) <= 1
         # Markers are drawn at least 8 page pixels in radius at this scale.
         mapping = DisplayMapping.fit((width, height), app.display_size)
         radius = marker_radius(mapping) * geometry["scale"]
