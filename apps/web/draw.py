@@ -18,7 +18,7 @@ from PIL import Image
 
 from sam2_ui.colors import css_hex
 from sam2_ui.memory_view import MemoryView, legend_html, render_memory_strip
-from sam2_ui.timeline import render_timelines
+from sam2_ui.timeline import SWATCH, render_timelines
 from sam2_ui.view import INFO, View
 
 from .layout import DOWNLOAD_ENABLED_BY, Layout
@@ -68,7 +68,7 @@ def timeline_value(view: View) -> dict[str, Any]:
                 "id": row.id,
                 "name": row.name,
                 "color": css_hex(row.color),
-                "strip": image_data_url(strip[:, 14:], "png"),  # the panel shows the swatch by the name
+                "strip": image_data_url(strip[:, SWATCH:], "png"),  # the swatch is shown by the name
             }
         )
     return {"rows": rows, "num_frames": view.num_frames, "frame": view.frame}
@@ -91,8 +91,9 @@ def objects_value(view: View) -> dict[str, Any]:
     return {"rows": rows, "empty": NO_OBJECTS if view.num_frames else "Open a video or an image first."}
 
 
-def status_html(view: View) -> str:
-    """The status line: where the user is, the run's progress bar while tracking, and what just happened."""
+def status_html(view: View, recent_note: bool = False) -> str:
+    """The status line: where the user is, the run's progress bar while tracking, and what just happened
+    (``recent_note``: or else the latest note, e.g. how a run ended for the Stop that ended it)."""
     parts = [f"<div class='sam2-status-line'>{html.escape(view.status)}</div>"]
     progress = view.progress
     if progress is not None:
@@ -105,6 +106,8 @@ def status_html(view: View) -> str:
     elif view.estimate:
         parts.append(f"<div class='sam2-status-note'>{html.escape(view.estimate)}</div>")
     news = [m.text for m in view.messages if m.level == INFO]
+    if not news and recent_note:
+        news = list(view.notes)
     if news:
         parts.append(f"<div class='sam2-status-note'>{html.escape(news[-1])}</div>")
     return "".join(parts)
@@ -161,19 +164,21 @@ def draw(
     examples: list[dict],
     memory: str | None = None,
     slider: bool = True,
+    recent_note: bool = False,
 ) -> dict[Any, Any]:
     """``{component: update}`` showing ``view``.
 
     ``slider``: False for the slider's own events (the page already shows where the user put the thumb;
     writing a value back would pull a moving thumb to where it was). The slider is also left alone when
     the frame it shows has not changed. ``memory``: the memory panel's HTML, or None to leave it as is.
+    ``recent_note``: see `status_html`.
     """
     n = view.num_frames
     out: dict[Any, Any] = {
         layout.frame: frame_value(view, tab, examples),
         layout.timeline: timeline_value(view),
         layout.objects: objects_value(view),
-        layout.status: status_html(view),
+        layout.status: status_html(view, recent_note),
         layout.view_json: view_to_json(view),
         layout.tool: gr.update(value=view.tool, interactive=n > 0),
     }

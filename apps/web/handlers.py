@@ -55,15 +55,21 @@ class PageHandlers:
         return fixed + list(layout.buttons.values()) + list(layout.downloads.values())
 
     def show(
-        self, view: View, request: gr.Request, slider: bool = True, keep_on_error: bool = True
+        self,
+        view: View,
+        request: gr.Request,
+        slider: bool = True,
+        keep_on_error: bool = True,
+        recent_note: bool = False,
     ) -> Updates:
         """The tab's page after ``view``: warnings and errors as toasts; with an error (nothing was done,
-        ``keep_on_error``) the page stays exactly as it was."""
+        ``keep_on_error``) the page stays exactly as it was. ``recent_note``: see `draw.status_html`."""
         if toast_view_messages(view) and keep_on_error:
             return {}
         ui = self.app.interaction(request)
         tab = self.app.tab(ui)
-        return draw(self.layout, view, tab, self.app.example_thumbnails, self.app.memory(ui, view), slider)
+        memory = self.app.memory(ui, view)
+        return draw(self.layout, view, tab, self.app.example_thumbnails, memory, slider, recent_note)
 
     def on(self, event: Callable, fn: Callable, inputs: Any, name: str, group: str = VIEW_GROUP, **kw: Any):
         """Bind a page handler drawing into every output: model work in the one model queue, redraws beside
@@ -236,8 +242,14 @@ class PageHandlers:
             self.on(buttons[f"propagate_{d}"].click, self.track(d), None, f"propagate_{d}", MODEL_GROUP)
             for d in ("backward", "both", "forward")
         ]
-        self.on(buttons["stop"].click, self.act(lambda u: u.stop(wait_s=STOP_WAIT_S)), None, "stop",
-                cancels=runs)  # fmt: skip
+
+        # Stop cancels the run's event; the note of how the run ended may then have gone with the run's
+        # last, undelivered view, so Stop's own page shows the latest note.
+        def stop(request: gr.Request) -> Updates:
+            ui = self.app.interaction(request)
+            return self.show(ui.stop(wait_s=STOP_WAIT_S), request, recent_note=True)
+
+        self.on(buttons["stop"].click, stop, None, "stop", cancels=runs)
 
     def track(self, direction: str) -> Callable[[gr.Request], Iterator[Updates]]:
         def run(request: gr.Request) -> Iterator[Updates]:
