@@ -172,7 +172,7 @@ def _object_panel(buttons: dict[str, gr.Button], enabled: dict[str, bool]) -> tu
         interactive=False,
     )
     objects = gr.HTML(
-        {"rows": []},
+        {"rows": [], "empty": "Open a video or an image first: the objects you click appear here."},
         html_template="",
         js_on_load=script("objects.js"),
         elem_id="sam2-objects",
