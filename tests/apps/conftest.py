@@ -1,7 +1,11 @@
 """Every test module here runs the network on one torch thread (see the root conftest)."""
 
-import pytest
+import shutil
 
+import pytest
+from playwright.sync_api import sync_playwright
+
+from tests.support.browser import CHROMIUM_ARGS
 from tests.support.jupyter_lab import jupyter_lab_server
 
 
@@ -15,3 +19,14 @@ def jupyter_lab(tmp_path_factory):
     """(base url, notebook folder) of a JupyterLab server on 127.0.0.1, for one test module."""
     with jupyter_lab_server(tmp_path_factory.mktemp("lab")) as lab:
         yield lab
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium driven by Playwright, for one test module; a missing browser fails the test."""
+    executable = shutil.which("chromium")
+    assert executable, "Debian's chromium is not installed: apt-get install -y chromium"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import time
 
-import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from sam2_ui import Session
 from tests.support.app_helpers import running_app, write_clip
-from tests.support.browser import CHROMIUM_ARGS
 from tests.support.session_helpers import disc_centre
 
 SCALE = 2  # the clip is 192 x 128: session_helpers' shapes at twice the size
@@ -35,16 +32,6 @@ async ([src, x, y]) => {
   return Array.from(context.getImageData(x, y, 1, 1).data.slice(0, 3));
 }
 """
-
-
-@pytest.fixture(scope="module")
-def browser():
-    executable = shutil.which("chromium")
-    assert executable, "Debian's chromium is not installed: apt-get install -y chromium"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def test_upload_click_track_and_download_in_chromium(browser, tmp_path):

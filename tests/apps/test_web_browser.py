@@ -21,26 +21,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from apps.web.uploads import AppLimits
 from sam2_ui.render import DisplayMapping, marker_radius
 from tests.support.app_helpers import running_app, write_clip
-from tests.support.browser import CHROMIUM_ARGS
 from tests.support.session_helpers import make_frames
 
 VIEWPORT = {"width": 1280, "height": 800}
 LATENCY_MS = 150
-
-
-@pytest.fixture(scope="module")
-def browser():
-    executable = shutil.which("chromium")
-    assert executable, "Debian's chromium is not installed: apt-get install -y chromium"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +68,14 @@ def upload(page, path: Path, frames: int) -> None:
     page.set_input_files("#sam2-upload input[type=file]", str(path))
     expect(page.locator("#sam2-status")).to_contain_text(f"(frames 0–{frames - 1})", timeout=60_000)
     expect(page.locator("#sam2-frame img.sam2-image")).to_be_visible()
+
+
+def open_clip(page, clip: Path, folder: Path, name: str) -> Path:
+    """Upload the module's clip under ``name`` (each test's session is then found by its file name)."""
+    named = folder / name
+    shutil.copy(clip, named)
+    upload(page, named, 8)
+    return named
 
 
 def shown_frame(page) -> int:
@@ -201,9 +198,7 @@ def test_a_file_dropped_on_the_empty_frame_pane_opens(browser, web, clip, tmp_pa
 def test_the_object_panel_selects_renames_in_place_and_removes(browser, web, clip, tmp_path):
     app, url = web
     page = open_page(browser, url)
-    named = tmp_path / "panel.mp4"
-    shutil.copy(clip, named)
-    upload(page, named, 8)
+    named = open_clip(page, clip, tmp_path, "panel.mp4")
     click_frame(page, app, (320, 180), 60, 50)
     page.locator("#cmd-add_object").click()
     rows = page.locator("#sam2-objects .sam2-object")
@@ -230,9 +225,7 @@ def test_the_object_panel_selects_renames_in_place_and_removes(browser, web, cli
 def test_at_1280x800_the_frame_controls_status_and_objects_are_in_view(browser, web, clip, tmp_path):
     app, url = web
     page = open_page(browser, url)
-    named = tmp_path / "layout.mp4"
-    shutil.copy(clip, named)
-    upload(page, named, 8)
+    open_clip(page, clip, tmp_path, "layout.mp4")
     click_frame(page, app, (320, 180), 60, 50)
     expect(page.locator("#sam2-objects")).to_contain_text("1. object 1")
     for selector in ("#sam2-frame img.sam2-image", "#sam2-slider", "#cmd-propagate_forward",
@@ -253,9 +246,7 @@ def test_the_slider_stays_on_the_frame_released(browser, web, clip, tmp_path, la
     # A drag from frame 0 to the last over about a second (with and without network latency), and a flick.
     app, url = web
     page = open_page(browser, url, latency_ms=latency_ms)
-    named = tmp_path / f"slider{latency_ms}_{steps}.mp4"
-    shutil.copy(clip, named)
-    upload(page, named, 8)
+    named = open_clip(page, clip, tmp_path, f"slider{latency_ms}_{steps}.mp4")
     track = page.locator("#sam2-slider input[type=range]")
     box = track.bounding_box()
     y = box["y"] + box["height"] / 2
@@ -321,9 +312,7 @@ def test_tracking_shows_one_progress_display_never_over_the_frame(browser, web, 
 def test_a_refused_upload_leaves_every_output_of_the_open_session_as_it_was(browser, web, clip, tmp_path):
     app, url = web
     page = open_page(browser, url)
-    named = tmp_path / "kept.mp4"
-    shutil.copy(clip, named)
-    upload(page, named, 8)
+    named = open_clip(page, clip, tmp_path, "kept.mp4")
     click_frame(page, app, (320, 180), 60, 50)
     page.locator("#sam2-slider input[type=range]").focus()
 
@@ -406,9 +395,7 @@ def test_a_click_lands_on_the_frame_pixel_under_it_at_every_display_scale(tmp_pa
 def test_a_box_by_dragging_with_a_rubber_band_and_the_two_click_box(browser, web, clip, tmp_path):
     app, url = web
     page = open_page(browser, url)
-    named = tmp_path / "drag.mp4"
-    shutil.copy(clip, named)
-    upload(page, named, 8)
+    named = open_clip(page, clip, tmp_path, "drag.mp4")
     geometry = image_geometry(page)
     start = page_point(geometry, (320, 180), 40, 30)
     end = page_point(geometry, (320, 180), 150, 120)
@@ -493,9 +480,7 @@ def test_playback_plays_the_result_at_the_clips_rate_and_any_edit_stops_it(brows
 def test_next_doubtful_frame_jumps_to_an_amber_frame_and_says_why(browser, web, clip, tmp_path):
     app, url = web
     page = open_page(browser, url)
-    named = tmp_path / "doubt.mp4"
-    shutil.copy(clip, named)
-    upload(page, named, 8)
+    named = open_clip(page, clip, tmp_path, "doubt.mp4")
     track_all(page, app, named.name)
     ui = session_of(app, named.name)
     doubtful = ui.session.doubtful_frames()
@@ -515,9 +500,7 @@ def test_next_doubtful_frame_jumps_to_an_amber_frame_and_says_why(browser, web, 
 def test_the_memory_view_panel_shows_the_selected_objects_memory(browser, web, clip, tmp_path):
     app, url = web
     page = open_page(browser, url)
-    named = tmp_path / "memory.mp4"
-    shutil.copy(clip, named)
-    upload(page, named, 8)
+    named = open_clip(page, clip, tmp_path, "memory.mp4")
     track_all(page, app, named.name)
     page.get_by_role("button", name="Memory view").click()
     strip = page.locator("#sam2-memory img")
