@@ -39,17 +39,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from tests.support.browser import CHROMIUM_ARGS, FRAME_GEOMETRY_JS
+
 CLIP_SIZE = (640, 360)  # width, height
 CLIP_FRAMES = 8
 VIEWPORT = {"width": 1280, "height": 800}
-CHROMIUM_ARGS = [  # as tests/support/browser.py
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 MARKER_GAP_PX = 22  # page pixels between clicks: more than the 20 that keeps a click off an earlier marker
 PAUSE_S = 0.2  # between clicks, as a person would (and so no click waits on the page's follow-ups)
 TIMEOUT_MS = 300_000
@@ -70,16 +64,6 @@ PROBE_JS = """() => {
     const painted = () => { probe.painted = performance.now(); };
     image.decode().catch(() => {}).then(() => requestAnimationFrame(painted));
   });
-}"""
-
-# The content box of the contained frame image (object-fit: contain), as the frame script computes it.
-GEOMETRY_JS = """() => {
-  const img = document.querySelector('#sam2-frame img.sam2-image');
-  const r = img.getBoundingClientRect();
-  const s = Math.min(r.width / img.naturalWidth, r.height / img.naturalHeight);
-  return {left: r.left + (r.width - img.naturalWidth * s) / 2,
-          top: r.top + (r.height - img.naturalHeight * s) / 2,
-          scale: s, w: img.naturalWidth, h: img.naturalHeight};
 }"""
 
 
@@ -217,7 +201,7 @@ def browser_clicks(app, url: str, clip: Path, clicks: int, latency_ms: int) -> t
         expect(page.locator("#sam2-status")).to_contain_text("(frames 0–", timeout=TIMEOUT_MS)
         expect(page.locator("#sam2-frame img.sam2-image")).to_be_visible()
         page.evaluate(PROBE_JS)
-        geometry = page.evaluate(GEOMETRY_JS)
+        geometry = page.evaluate(FRAME_GEOMETRY_JS)
         spots = click_spots(geometry, clicks)
         stage = page.locator("#sam2-frame .sam2-stage")
         for i, spot in enumerate(spots):

@@ -217,12 +217,21 @@ class Interaction(ViewBuilding, RunControl, CommandDispatch):
         return self.add_point(self.frame, None, fx, fy, positive=self.tool == POSITIVE and not negative)
 
     def drag(
-        self, x0: float, y0: float, x1: float, y1: float, display_size: tuple[int, int] | None = None
+        self,
+        x0: float,
+        y0: float,
+        x1: float,
+        y1: float,
+        display_size: tuple[int, int] | None = None,
+        frame: int | None = None,
     ) -> View:
-        """A drag from (x0, y0) to (x1, y1) in display pixels: a box for the selected object."""
+        """A drag from (x0, y0) to (x1, y1) in display pixels: a box for the selected object (``frame``:
+        the frame the person saw, as for `click`)."""
         session = self._require_session()
         if session is None:
             return self.view()
+        if frame is not None:
+            self._show(int(frame))
         mapping = DisplayMapping.fit(session.size, display_size or self.display_size)
         (fx0, fy0), (fx1, fy1) = mapping.to_frame(x0, y0), mapping.to_frame(x1, y1)
         self.pending_box = None
@@ -267,7 +276,8 @@ class Interaction(ViewBuilding, RunControl, CommandDispatch):
             if self._try(session.add_object):
                 self._note(INFO, f"Added {self._name(session.selected)} for this click (a adds another).")
 
-    def remove_point(self, frame: int, obj: int, index: int) -> View:
+    def remove_point(self, frame: int, obj: int | None, index: int) -> View:
+        """Remove click ``index`` of ``obj`` (None: the selected object) on ``frame``."""
         session = self._require_session()
         if session is None:
             return self.view()

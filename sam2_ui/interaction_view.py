@@ -6,6 +6,7 @@ with timelines, the status line, tracking estimates and which commands are enabl
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -77,10 +78,11 @@ class ViewBuilding:
         rows = self._rows(session)
         selected = session.selected
         estimate = "" if progress is not None else self._estimate(session, frame)
+        doubtful = session.doubtful_frames()
         stats = {
             "stale": len(session.stale_frames()),
             "replaced": len(session.replaced_prompt_frames()),
-            "doubtful": len(session.doubtful_frames()),
+            "doubtful": len(doubtful),
             "tracked": len(session.tracked_frames()),
         }
         return View(
@@ -95,7 +97,7 @@ class ViewBuilding:
             selected=selected,
             status=self._status(session, frame, tool, rows, progress, stats, corner is not None),
             messages=messages,
-            enabled=self._enabled(session, frame),
+            enabled=self._enabled(session, frame, doubtful),
             estimate=estimate,
             progress=progress,
             notes=notes,
@@ -174,7 +176,8 @@ class ViewBuilding:
             status += f" This frame is doubtful: {reason}."
         return status
 
-    def _enabled(self, session: Session | None, frame: int) -> dict[str, bool]:
+    def _enabled(self, session: Session | None, frame: int, doubtful: Sequence[int] = ()) -> dict[str, bool]:
+        """Which commands can run now (``doubtful``: the session's doubtful frames, sorted)."""
         enabled = dict.fromkeys(COMMANDS, False)
         enabled["open"] = enabled["load"] = True
         if session is None:
@@ -187,7 +190,6 @@ class ViewBuilding:
         prompted = bool(session.prompted_frames())
         last = session.num_frames - 1
         video = not session.is_image
-        doubtful = session.doubtful_frames()
         enabled.update(
             {
                 "open": idle,

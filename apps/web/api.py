@@ -179,9 +179,7 @@ class ScriptingAPI:
                 obj: the object's id, or 0 for the selected object.
                 index: which click, in the order given (0 the first).
             """
-            return call(
-                request, lambda u: u.remove_point(int(frame), int(obj) or u.view().selected, int(index))
-            )
+            return call(request, lambda u: u.remove_point(int(frame), int(obj) or None, int(index)))
 
         def click(x: float, y: float, negative: bool = False, request: gr.Request = None) -> dict:
             """A click on the displayed frame image (display pixels of the view's display_size), as the page

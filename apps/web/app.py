@@ -147,13 +147,10 @@ class App:
         """Open an upload in the tab's session; `SessionError` if the upload is refused (the session keeps
         what it had). Notes (a video cut to its first seconds) come as toasts."""
         ui = self.interaction(request)
-        limits, notes = check_upload(path, self.limits)
-        ui.limits = limits
+        self.admit(ui, path)
         view = ui.open(self.keep_upload(path, request))
         if not view.errors:
             self.forget_old_uploads(request)
-        for note in notes:
-            gr.Warning(note)
         return view
 
     def load_session(self, session_file: str | None, media: str | None, request: gr.Request) -> View:
@@ -163,14 +160,19 @@ class App:
             raise SessionError("Choose the session file (.json) to restore.")
         if media is None:
             raise SessionError("Upload the session's video or image together with its session file.")
-        limits, notes = check_upload(media, self.limits)
-        ui.limits = limits
-        for note in notes:
-            gr.Warning(note)
+        self.admit(ui, media)
         view = ui.load(session_file, self.keep_upload(media, request))
         if not view.errors:
             self.forget_old_uploads(request)
         return view
+
+    def admit(self, ui: Interaction, path: str | None) -> None:
+        """Check an upload against the app's limits (`SessionError` if refused) and open it within them;
+        notes (a video cut to its first seconds) come as toasts."""
+        limits, notes = check_upload(path, self.limits)
+        ui.limits = limits
+        for note in notes:
+            gr.Warning(note)
 
     def keep_upload(self, path: str, request: gr.Request) -> Path:
         """The tab's own copy of an upload (a hard link where possible): Gradio's cache of uploads is

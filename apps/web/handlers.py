@@ -148,9 +148,8 @@ class PageHandlers:
             size = (int(data["w"]), int(data["h"]))
             shown = None if data.get("frame") is None else int(data["frame"])
             if kind == "drag":
-                if shown is not None:
-                    ui.go_to(shown)
-                view = ui.drag(*(float(data[k]) for k in ("x0", "y0", "x1", "y1")), display_size=size)
+                corners = (float(data[k]) for k in ("x0", "y0", "x1", "y1"))
+                view = ui.drag(*corners, display_size=size, frame=shown)
             elif kind == "click":
                 x, y = float(data["x"]), float(data["y"])
                 view = ui.click(x, y, display_size=size, negative=bool(data.get("negative")), frame=shown)
@@ -181,8 +180,8 @@ class PageHandlers:
             return self.show(self.app.interaction(request).go_to(int(frame)), request, slider=False)
 
         # The slider's own events never write the slider back: the thumb stays where the person put it.
-        for event in (layout.slider.input, layout.slider.release):
-            self.on(event, on_slider, [layout.slider], "go_to", trigger_mode="always_last")
+        # "always_last": the value at release is sent once the reply before it is in, so no release event.
+        self.on(layout.slider.input, on_slider, [layout.slider], "go_to", trigger_mode="always_last")
         layout.play.click(
             None, js="() => window.sam2TogglePlay && window.sam2TogglePlay()", api_visibility="private"
         )

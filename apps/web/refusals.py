@@ -52,12 +52,19 @@ def guarded(fn: Callable, page: bool = False) -> Callable:
     outputs stay as they were (a ``gr.Error`` would mark every output as failed).
     """
 
-    def fail(error: Exception) -> gr.Error | dict:
-        LOG.error("handler %s failed", getattr(fn, "__name__", fn), exc_info=error)
-        if page:
-            gr.Warning(SOMETHING_WENT_WRONG, title="Not done")
-            return {}
-        return refuse(SOMETHING_WENT_WRONG)
+    def recover(error: Exception) -> dict:
+        """Inside the ``except``: raise the error a script gets, or toast it and leave the page as it was."""
+        if isinstance(error, gr.Error):
+            message = error.message
+            if not page:
+                raise error
+        else:
+            LOG.error("handler %s failed", getattr(fn, "__name__", fn), exc_info=error)
+            message = SOMETHING_WENT_WRONG
+            if not page:
+                raise refuse(message) from error
+        gr.Warning(message, title="Not done")
+        return {}
 
     if inspect.isgeneratorfunction(fn):
 
@@ -65,16 +72,8 @@ def guarded(fn: Callable, page: bool = False) -> Callable:
         def generator(*args: Any, **kwargs: Any) -> Iterator[Any]:
             try:
                 yield from fn(*args, **kwargs)
-            except gr.Error as error:
-                if not page:
-                    raise
-                gr.Warning(error.message, title="Not done")
-                yield {}
             except Exception as error:
-                outcome = fail(error)
-                if isinstance(outcome, gr.Error):
-                    raise outcome from error
-                yield outcome
+                yield recover(error)
 
         return generator
 
@@ -82,15 +81,7 @@ def guarded(fn: Callable, page: bool = False) -> Callable:
     def call(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except gr.Error as error:
-            if not page:
-                raise
-            gr.Warning(error.message, title="Not done")
-            return {}
         except Exception as error:
-            outcome = fail(error)
-            if isinstance(outcome, gr.Error):
-                raise outcome from error
-            return outcome
+            return recover(error)
 
     return call

@@ -26,6 +26,7 @@ from playwright.sync_api import expect
 from apps.web.uploads import AppLimits
 from sam2_ui.render import DisplayMapping, marker_radius
 from tests.support.app_helpers import running_app, write_clip
+from tests.support.browser import FRAME_GEOMETRY_JS
 from tests.support.session_helpers import make_frames
 
 VIEWPORT = {"width": 1280, "height": 800}
@@ -83,18 +84,8 @@ def shown_frame(page) -> int:
 
 
 def image_geometry(page) -> dict:
-    """Where the frame's pixels are on the page: the content box of the contained image, its scale (page
-    pixels per rendered image pixel) and the rendered image's size."""
-    return page.evaluate(
-        """() => {
-          const img = document.querySelector('#sam2-frame img.sam2-image');
-          const r = img.getBoundingClientRect();
-          const s = Math.min(r.width / img.naturalWidth, r.height / img.naturalHeight);
-          return {left: r.left + (r.width - img.naturalWidth * s) / 2,
-                  top: r.top + (r.height - img.naturalHeight * s) / 2,
-                  scale: s, w: img.naturalWidth, h: img.naturalHeight};
-        }"""
-    )
+    """Where the frame's pixels are on the page (see `FRAME_GEOMETRY_JS`)."""
+    return page.evaluate(FRAME_GEOMETRY_JS)
 
 
 def page_point(geometry: dict, frame_size: tuple[int, int], x: float, y: float) -> tuple[float, float]:
