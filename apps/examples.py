@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sam2_ui.export import export_overlay_video
+from sam2_ui.output.export import export_overlay_video
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_IMAGE = ROOT / "examples" / "shapes.png"

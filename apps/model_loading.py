@@ -8,7 +8,7 @@ from typing import Any
 
 from model.errors import CheckpointError, ModelNotAvailableError
 from model.loading.precision import PRECISION_ENV, Precision, resolve_precision
-from sam2_ui.predictor import predictor_device
+from sam2_ui.engine.predictor import predictor_device
 
 DEFAULT_MODEL = "facebook/sam2.1-hiera-tiny"
 

@@ -51,7 +51,7 @@ def write_checkpoint(folder: Path, image_size: int) -> Path:
 
 def write_clip(folder: Path, frames: int) -> Path:
     from apps.examples import shapes_clip_frames
-    from sam2_ui.export import export_overlay_video
+    from sam2_ui.output.export import export_overlay_video
 
     path = folder / "load_clip.mp4"
     export_overlay_video(iter(shapes_clip_frames(frames, CLIP_SIZE)), path, 12)
@@ -106,7 +106,7 @@ def start_app(checkpoint: Path, image_size: int, users: int) -> tuple[subprocess
 def run_user(url: str, clip: Path, user: int, num_frames: int, out: dict) -> None:
     from gradio_client import Client, handle_file
 
-    from sam2_ui.rle import coco_rle_to_mask
+    from model.images.rle import coco_rle_to_mask
 
     client = Client(url, verbose=False)
     client.predict(handle_file(str(clip)), api_name="/open")

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sam2_ui.document import SessionState
-from sam2_ui.masks import MaskStore
+from sam2_ui.engine.document import SessionState
+from sam2_ui.engine.masks import MaskStore
 from tests.support.synthetic_masks import frame_masks
 
 MIB = 2**20

@@ -35,9 +35,9 @@ def clip(folder: Path, frames: int) -> Path:
 def measure(path: Path, image_size: int, workers: str, frames: int) -> dict[str, float]:
     from model import build_sam2_video_predictor
     from sam2_ui import Session
-    from sam2_ui.forked_gpu import ForkedGPU
-    from sam2_ui.model_worker import serve
-    from sam2_ui.worker_executor import WorkerExecutors
+    from sam2_ui.engine.forked_gpu import ForkedGPU
+    from sam2_ui.engine.model_worker import serve
+    from sam2_ui.engine.worker_executor import WorkerExecutors
 
     torch.manual_seed(0)
     predictor = build_sam2_video_predictor("sam2.1_hiera_tiny", None, device="cpu", image_size=image_size)

@@ -79,7 +79,7 @@ def build_predictor(image_size: int):
 
 def write_clip(folder: Path) -> Path:
     from apps.examples import shapes_clip_frames
-    from sam2_ui.export import export_overlay_video
+    from sam2_ui.output.export import export_overlay_video
 
     return export_overlay_video(iter(shapes_clip_frames(CLIP_FRAMES, CLIP_SIZE)), folder / "clip.mp4", 12)
 

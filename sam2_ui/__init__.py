@@ -10,7 +10,8 @@ for progress in session.propagate("forward"):
     print(progress.done, "/", progress.total)
 session.export_coco("masks.json")
 
-Names are loaded on first use, so ``import sam2_ui.render`` or ``sam2_ui.export`` does not pull in torch.
+Names are loaded on first use, so ``import sam2_ui.output.render`` or ``sam2_ui.output.export`` does not
+pull in torch.
 """
 
 from __future__ import annotations
@@ -20,20 +21,20 @@ from typing import Any
 
 _EXPORTS = {
     "Session": "session",
-    "SessionError": "errors",
-    "Limits": "media",
-    "ObjectInfo": "objects",
-    "FramePrompts": "prompts",
-    "PropagationProgress": "propagation",
-    "PropagationSummary": "propagation",
-    "DisplayMapping": "render",
-    "render_frame": "render",
-    "object_color": "colors",
-    "davis_palette": "colors",
-    "MemoryView": "memory_view",
-    "SegmentWidget": "widget",
-    "ErrorWidget": "widget_error",
-    "show": "notebook",
+    "SessionError": "engine.errors",
+    "Limits": "engine.media",
+    "ObjectInfo": "engine.objects",
+    "FramePrompts": "engine.prompts",
+    "PropagationProgress": "engine.propagation",
+    "PropagationSummary": "engine.propagation",
+    "DisplayMapping": "output.render",
+    "render_frame": "output.render",
+    "object_color": "engine.colors",
+    "davis_palette": "engine.colors",
+    "MemoryView": "output.memory_view",
+    "SegmentWidget": "widget.widget",
+    "ErrorWidget": "widget.widget_error",
+    "show": "widget.notebook",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,66 +1,42 @@
-"""`Session`: the interaction engine every front end drives.
-
-A session owns one opened video (or image), its objects, the prompts given on its frames, the masks shown
-and exported, and the undo history. It drives a ``SAM2VideoPredictor`` through an executor:
-
-- the masks live in the session's own `MaskStore` (the source of truth for display and export);
-- every model call goes through the executor (`executor.py`) with the prompt log it builds on: `Tracker` in
-  this process by default, or a worker process (a ZeroGPU Space) that returns plain data;
-- every predictor call is recorded in the prompt log (`prompts.py`); undo and redo move through the
-  history (`history.py`) and restore the masks exactly, and the predictor's state is rebuilt from the log
-  lazily, right before the next call that needs it;
-- tracking runs stream `PropagationProgress` events and stop within one frame when `cancel` is called.
-
-User mistakes raise `SessionError` and leave the session unchanged. Reads (masks, render, exports) may run
-on a UI thread while a tracking run goes on in a worker thread; edits during a run raise `SessionError`.
-
-Coordinates are frame pixels (x right, y down; the centre of pixel (i, j) is x = i, y = j), sizes are
-(width, height), frame indices start at 0.
+"""`Session`: the object every front end drives over one opened video (or image). A facade over objects that
+each own one job: the document (`SessionState`), the guard (locks, flags), the executor where model calls run,
+the `Editor`, the `TrackingRuns`, and the outputs as functions over the document (docs/architecture.md walks
+a click and a tracking run through them). User mistakes raise `SessionError` and change nothing; reads may
+run on a UI thread during a tracking run. Coordinates are frame pixels (x right, y down; pixel (i, j) has its
+centre at x = i, y = j), sizes (width, height), frame indices from 0.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from model.errors import VideoSourceError
 from model.loading.precision import Precision, resolve_precision
 
-from .checks import check_box, check_frame, check_index, check_point
-from .colors import RGB
-from .document import SessionState
-from .errors import SessionError
-from .executor import ExecutorFactory, SessionModel
-from .history import Change
-from .media import Limits, Media, open_media, plain_words
-from .objects import ObjectInfo
-from .predictor import VideoPredictor, predictor_device
-from .prompts import (
-    Action,
-    AddPoint,
-    ClearFrame,
-    ForgetObject,
-    PromptTable,
-    Reset,
-    SetMask,
-    SetPoints,
-    read_only,
-)
-from .propagation import PropagationSummary
-from .quality import DoubtRule
-from .render import DisplayMapping
-from .session_output import SessionOutput
-from .session_queries import SessionQueries
-from .session_tracking import TrackingRuns
-from .tracker import Tracker
+from .engine.colors import RGB
+from .engine.document import SessionState
+from .engine.editor import Editor
+from .engine.executor import ExecutorFactory, SessionModel, start_executor
+from .engine.guard import SessionGuard
+from .engine.media import Limits, Media, open_media
+from .engine.objects import ObjectInfo
+from .engine.predictor import VideoPredictor, predictor_device
+from .engine.prompts import Action, FramePrompts
+from .engine.propagation import PropagationProgress, PropagationSummary, TrackingRuns
+from .engine.quality import DoubtRule
+from .engine.tracker import Tracker
+from .output import document_outputs, persist
+from .output.document_outputs import frame_drawing
+from .output.memory_view import MemoryView, read_memory_view
+from .output.render import DisplayMapping, Layers, render_frame, render_layers
+
+Fit = tuple[int, int] | None  # (max width, max height) to fit a rendered frame into; None: the frame's size
 
 
-class Session(SessionQueries, TrackingRuns, SessionOutput):
+class Session:
     """One video (or image) being segmented. Create it with `Session.open` or `Session.load`."""
 
     def __init__(
@@ -78,27 +54,16 @@ class Session(SessionQueries, TrackingRuns, SessionOutput):
         self.limits = limits
         self.messages: list[str] = list(media.messages)
         self._corrections_as_conditioning = bool(corrections_as_conditioning)
-        try:
-            model = SessionModel(predictor, media, state_on_cpu, precision, self._corrections_as_conditioning)
-            self._executor = (executor or Tracker.for_session)(model)
-        except (VideoSourceError, OSError) as error:
-            media.frames.close()
-            raise SessionError(f"Cannot read {media.description}: {plain_words(str(error))}.") from error
-        except BaseException:
-            media.frames.close()
-            raise
+        model = SessionModel(predictor, media, state_on_cpu, precision, self._corrections_as_conditioning)
+        self._executor = start_executor(executor or Tracker.for_session, model)
         self._state = SessionState((media.frames.height, media.frames.width), limits.max_undo)
-        self._lock = threading.RLock()  # guards the state above; held briefly, never during network work
-        self._model_lock = threading.Lock()  # one predictor call (or tracked frame) at a time
-        self._propagating = False
-        self._closed = False
-        self._cancel = threading.Event()
-        self._last_run: PropagationSummary | None = None
-        self._last_mapping: DisplayMapping | None = None
-        self._timed_seconds = 0.0  # decayed sums over tracking runs, for seconds_per_frame
-        self._timed_frames = 0.0
-        self.doubt_rule = DoubtRule()
-        """What `doubtful_frames` flags; replace it to change the thresholds."""
+        self._guard = SessionGuard()
+        self._editor = Editor(
+            self._state, self._guard, self._executor, media, predictor.non_overlap_masks, self.messages
+        )
+        self._runs = TrackingRuns(self._state, self._guard, self._executor, len(media.frames))
+        self._last_mapping: DisplayMapping | None = None  # of the last render, for display_to_frame
+        self.doubt_rule = DoubtRule()  # what `doubtful_frames` flags; replace it to change the thresholds
 
     # ============================================================================================ media
     @classmethod
@@ -119,37 +84,21 @@ class Session(SessionQueries, TrackingRuns, SessionOutput):
           source: a path (video file: mp4, mov, webm, mkv, avi; a folder of JPEG/PNG frames; one image file),
             an array (T, H, W, 3 frames, or H, W, 3 for one image), a list of frames or a PIL image.
           predictor: a ``SAM2VideoPredictor`` (``model.build_sam2_video_predictor``).
-          limits: the budget (`Limits`); over it, frames are downscaled or the video is cut, with a message
-            in `messages` (and a ``UserWarning``).
+          limits: the budget (`Limits`); over it frames are downscaled or the video cut, said in `messages`.
           fps: the frame rate, for sources that do not carry one (default 30) or to override it.
-          state_on_cpu: keep the tracking state (stored masks, memories) on the CPU between calls
-            (``offload_state_to_cpu``), e.g. where the GPU is lent per call as on Hugging Face ZeroGPU.
+          state_on_cpu: keep the tracking state on the CPU between calls (``offload_state_to_cpu``).
           precision: "auto" (bf16 autocast where the predictor's device has fast bf16, else fp32; the
             ``SAM2_UI_PRECISION`` environment variable replaces "auto"), "fp32" or "bf16" (see `precision`).
-          executor: where model calls run (see `executor.py`): None runs them in this process; on a ZeroGPU
-            Space, ``WorkerExecutors`` runs each in a forked GPU worker.
-          corrections_as_conditioning: a click, box or mask on a frame the object was already tracked on (a
-            correction) becomes a conditioning frame, like the object's first prompt, so tracking again in
-            any direction keeps the corrected mask and carries it on (SAM 2 was trained this way: the
-            official training sets ``add_all_frames_to_correct_as_cond``). False keeps the official
-            predictor's default: a correction only changes its own frame until the next tracking run over
-            it computes that frame again from memory (`replaced_prompt_frames` then lists it). The
-            predictor's own setting is left as it is; an official predictor must have been built with the
-            same value.
-        Raises `SessionError` for a missing, unreadable or empty source, ``ValueError`` for an unknown
-        precision or "bf16" on a device without fast bf16.
+          executor: where model calls run: None in this process; ``WorkerExecutors`` in ZeroGPU workers.
+          corrections_as_conditioning: a correction (prompt on a tracked frame) becomes a conditioning frame,
+            so tracking again keeps it (as SAM 2 was trained: ``add_all_frames_to_correct_as_cond``). False:
+            the official default, where the next run over the frame replaces it (`replaced_prompt_frames`).
+        Raises `SessionError` for a missing, unreadable or empty source, ``ValueError`` for a bad precision.
         """
         limits = limits or Limits()
         precision = resolve_precision(precision, predictor_device(predictor))
-        return cls(
-            open_media(source, limits, fps),
-            predictor,
-            limits,
-            state_on_cpu,
-            precision,
-            executor,
-            corrections_as_conditioning,
-        )
+        media = open_media(source, limits, fps)
+        return cls(media, predictor, limits, state_on_cpu, precision, executor, corrections_as_conditioning)
 
     @property
     def num_frames(self) -> int:
@@ -187,30 +136,29 @@ class Session(SessionQueries, TrackingRuns, SessionOutput):
         """Whether a correction on a tracked frame becomes a conditioning frame (see `open`)."""
         return self._corrections_as_conditioning
 
+    @property
+    def precision(self) -> Precision:
+        """The mode the network runs in: "bf16" (bf16 autocast) or "fp32". Masks are bool either way."""
+        return self._executor.precision
+
+    @property
+    def precision_label(self) -> str:
+        """`precision` for people, with the device: "bf16 autocast on CPU (AVX-512 BF16)", "fp32 on CUDA"."""
+        return self._executor.precision_label
+
     def frame(self, index: int) -> np.ndarray:
         """Frame ``index`` as a read-only H, W, 3 uint8 RGB array, decoded on first use (bounded cache)."""
-        index = self._check_frame(index)
-        self._check_open()
-        try:
-            return self._media.frames.rgb(index)
-        except VideoSourceError as error:
-            raise SessionError(
-                f"Cannot decode frame {index} of {self._media.description}: {error}"
-            ) from error
+        index = self._editor.check_frame(index)
+        self._guard.check_open()
+        return self._media.rgb(index)
 
     def close(self) -> None:
-        """Stop any tracking run and release the frames, features and tracking state.
-
-        Masks, prompts and objects stay readable; edits, tracking and frames are refused with a message.
-        """
-        self._cancel.set()
-        with self._model_lock:  # not under a running predictor call
-            self._closed = True
-            self._executor.close()
+        """Stop any tracking run, release frames, features and tracking state; masks stay readable."""
+        self._guard.close(self._executor.close)
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._guard.closed
 
     def __enter__(self) -> Session:
         return self
@@ -220,65 +168,49 @@ class Session(SessionQueries, TrackingRuns, SessionOutput):
 
     def __repr__(self) -> str:
         w, h = self.size
+        objects = self._state.objects.ids
         return (
-            f"Session({self._media.description!r}, frames={self.num_frames}, size={w}x{h}, "
-            f"objects={self._state.objects.ids})"
+            f"Session({self._media.description!r}, frames={self.num_frames}, size={w}x{h}, objects={objects})"
         )
 
     # ============================================================================================ objects
     @property
     def objects(self) -> list[ObjectInfo]:
         """The objects, by increasing id."""
-        with self._lock:
-            return list(self._state.objects)
+        return self._guard.read(lambda: list(self._state.objects))
 
     def object(self, obj: int) -> ObjectInfo:
-        with self._lock:
-            return self._state.objects.get(obj)
+        return self._guard.read(lambda: self._state.objects.get(obj))
 
     @property
     def colors(self) -> dict[int, RGB]:
-        with self._lock:
-            return {info.id: info.color for info in self._state.objects}
+        return self._guard.read(lambda: {info.id: info.color for info in self._state.objects})
 
     @property
     def names(self) -> dict[int, str]:
-        with self._lock:
-            return {info.id: info.name for info in self._state.objects}
+        return self._guard.read(lambda: {info.id: info.name for info in self._state.objects})
 
     @property
     def selected(self) -> int | None:
         """The selected object (prompts go to it when no object is given), or None."""
-        with self._lock:
-            return self._state.selected if self._state.selected in self._state.objects else None
+        return self._guard.read(
+            lambda: self._state.selected if self._state.selected in self._state.objects else None
+        )
 
     def select_object(self, obj: int | None) -> None:
         """Select an object (None: none). Not an edit: it is not undone."""
-        with self._lock:
-            if obj is not None:
-                self._state.objects.get(obj)
-            self._state.selected = obj
+        self._editor.select_object(obj)
 
     def add_object(self, name: str | None = None, select: bool = True) -> int:
         """Add an object and return its id (ids count up from 1 and are never reused)."""
-        with self._edit("add object") as change:
-            info = change.edit_objects(lambda objects: objects.add(name))
-        if select:
-            self.select_object(info.id)
-        return info.id
+        return self._editor.add_object(name, select)
 
     def rename_object(self, obj: int, name: str) -> None:
-        with self._edit("rename object") as change:
-            self._state.objects.get(obj)
-            change.edit_objects(lambda objects: objects.rename(obj, name))
+        self._editor.rename_object(obj, name)
 
     def remove_object(self, obj: int) -> None:
         """Remove an object with its prompts and masks (undoable)."""
-        with self._edit("remove object") as change:
-            self._state.objects.get(obj)
-            self._execute(change, ForgetObject(obj))
-            change.edit_objects(lambda objects: objects.remove(obj))
-            change.set_clock(obj, None)
+        self._editor.remove_object(obj)
 
     # ============================================================================================ prompts
     def add_point(
@@ -289,11 +221,7 @@ class Session(SessionQueries, TrackingRuns, SessionOutput):
         On a frame the object was tracked on, the click corrects the tracked mask, as in the video predictor.
         ``obj`` None means the selected object. Returns the frame's masks (object id -> H, W bool).
         """
-        with self._edit("add point" if positive else "add negative point") as change:
-            frame, obj = self._check_frame(frame), self._check_object(obj)
-            x, y = check_point(x, y, self.size)
-            self._execute(change, AddPoint(frame, obj, x, y, bool(positive)))
-        return self.masks(frame)
+        return self.masks(self._editor.add_point(frame, obj, x, y, positive))
 
     def add_box(
         self, frame: int, obj: int | None, x0: float, y0: float, x1: float, y1: float
@@ -303,168 +231,270 @@ class Session(SessionQueries, TrackingRuns, SessionOutput):
         Corners may come in any order; a box running past the frame's edge is clipped to it (a drag that
         overshoots), one entirely outside or without area raises `SessionError`. Returns the frame's masks.
         """
-        with self._edit("add box") as change:
-            frame, obj = self._check_frame(frame), self._check_object(obj)
-            box = check_box(x0, y0, x1, y1, self.size)
-            points = self._state.table.get(frame, obj).points
-            self._execute(change, SetPoints(frame, obj, points, box))
-        return self.masks(frame)
+        return self.masks(self._editor.add_box(frame, obj, (x0, y0, x1, y1)))
 
     def add_mask(self, frame: int, obj: int | None, mask: np.ndarray) -> dict[int, np.ndarray]:
-        """Give an object's mask on a frame (an H, W array at the session size; nonzero = object).
-
-        Replaces the object's clicks and box on that frame. Returns the frame's masks.
-        """
-        with self._edit("add mask") as change:
-            frame, obj = self._check_frame(frame), self._check_object(obj)
-            mask = np.asarray(mask)
-            if mask.shape != self._state.store.shape:
-                w, h = self.size
-                raise ValueError(f"the mask is {mask.shape} (H, W) but the frames are {h, w}")
-            if not mask.any():
-                raise SessionError("The mask is empty: paint the object first.")
-            self._execute(change, SetMask(frame, obj, read_only(mask != 0)))
-        return self.masks(frame)
+        """Give an object's mask on a frame (H, W at the session size; nonzero = object), replacing its clicks
+        and box there. Returns the frame's masks."""
+        return self.masks(self._editor.add_mask(frame, obj, mask))
 
     def remove_point(self, frame: int, obj: int | None, index: int) -> dict[int, np.ndarray]:
-        """Remove one click (``index`` in the order they were added on that frame; see `prompts`).
-
-        The remaining clicks and box are given again, as a front end re-sends them; removing the last one
-        clears the object's prompts on that frame (see `clear`). Returns the frame's masks.
-        """
-        with self._edit("remove point") as change:
-            frame, obj = self._check_frame(frame), self._check_object(obj)
-            prompts = self._state.table.get(frame, obj)
-            index = check_index(index, "a point index")
-            if not 0 <= index < len(prompts.points):
-                raise SessionError(
-                    f"Object {obj} has no point {index} on frame {frame} (it has {len(prompts.points)} "
-                    "there): pick one of the points shown."
-                )
-            points = prompts.points[:index] + prompts.points[index + 1 :]
-            if points or prompts.box is not None:
-                self._execute(change, SetPoints(frame, obj, points, prompts.box))
-            else:
-                self._clear_frame_object(change, frame, obj)
-        return self.masks(frame)
+        """Remove one click (``index`` in the order added on that frame); returns the frame's masks."""
+        return self.masks(self._editor.remove_point(frame, obj, index))
 
     def clear(self, frame: int | None = None, obj: int | None = None) -> None:
-        """Remove prompts, and the masks they made: of one object on one frame, of every object on a frame
-        (``obj`` None), of one object everywhere (``frame`` None), or everything (both None).
+        """Remove prompts and the masks they made: of one object on one frame, of every object on a frame
+        (``obj`` None), of one object everywhere (``frame`` None), or everything (both None)."""
+        self._editor.clear(frame, obj)
 
-        Masks that tracking made elsewhere from the removed prompts become stale (see `stale_frames`); an
-        object left without any prompt loses all its masks. Objects stay (see `remove_object`).
-        """
-        with self._edit("clear") as change:
-            if frame is not None:
-                frame = self._check_frame(frame)
-            if obj is not None:
-                self._state.objects.get(obj)
-            if frame is None and obj is None:
-                if self._state.table.objects() or self._state.store.keys():
-                    self._execute(change, Reset())
-            elif frame is None:
-                if obj in self._state.table.objects() or self._state.store.keys(obj):
-                    self._execute(change, ForgetObject(obj))
-            else:
-                targets = [obj] if obj is not None else list(self._state.table.on_frame(frame))
-                for target in targets:
-                    if (frame, target) in self._state.table:
-                        self._clear_frame_object(change, frame, target)
-
-    def _clear_frame_object(self, change: Change, frame: int, obj: int) -> None:
-        if self._state.table.frames(obj) == [frame]:
-            self._execute(change, ForgetObject(obj))  # no prompt left: nothing could track it
-        else:
-            self._execute(change, ClearFrame(frame, obj))
+    def segment_everything(self, frame: int = 0, **amg_kwargs: Any) -> list[int]:
+        """Find every object on a frame with the automatic mask generator; each mask becomes a new object
+        (one undo step). Keyword arguments go to ``SAM2AutomaticMaskGenerator``. Returns the new ids."""
+        return self._editor.segment_everything(frame, amg_kwargs)
 
     # ============================================================================================ history
     @property
     def can_undo(self) -> bool:
-        with self._lock:
-            return self._state.history.can_undo
+        return self._guard.read(lambda: self._state.history.can_undo)
 
     @property
     def can_redo(self) -> bool:
-        with self._lock:
-            return self._state.history.can_redo
+        return self._guard.read(lambda: self._state.history.can_redo)
 
     def undo(self) -> str:
         """Undo the last edit; returns its label ("add point", "propagate forward", ...)."""
-        with self._edit(None):
-            step = self._state.history.undo()
-            if step is None:
-                raise SessionError("Nothing to undo.")
-            self._state.restore(step, after=False)
-            return step.label
+        return self._editor.undo()
 
     def redo(self) -> str:
         """Redo the last undone edit; returns its label."""
-        with self._edit(None):
-            step = self._state.history.redo()
-            if step is None:
-                raise SessionError("Nothing to redo.")
-            self._state.restore(step, after=True)
-            return step.label
+        return self._editor.redo()
 
-    # ============================================================================================ internals
-    @contextmanager
-    def _edit(self, label: str | None) -> Iterator[Change]:
-        """One edit: serialised with other edits, refused during tracking, undone if it fails, recorded.
+    # ============================================================================================ reading
+    def prompts(self, frame: int) -> dict[int, FramePrompts]:
+        """The prompts on a frame: object id -> `FramePrompts` (points (x, y, positive), box, mask)."""
+        frame = self._editor.check_frame(frame)
+        return self._guard.read(lambda: self._state.table.on_frame(frame))
 
-        ``label`` None: the caller manages history itself (undo, redo).
-        """
-        with self._model_lock:
-            with self._lock:
-                self._check_idle()
-                change = self._state.change(label or "")
-            try:
-                yield change
-            except BaseException:
-                with self._lock:
-                    change.rollback()
-                    self._state.table = PromptTable.from_log(self._state.history.log())
-                raise
-            if label is not None:
-                with self._lock:
-                    step = change.step()
-                    if not step.empty:
-                        self._state.history.push(step)
+    def prompted_frames(self, obj: int | None = None) -> list[int]:
+        """Frames holding prompts (of one object, or of any)."""
+        return self._guard.read(lambda: self._state.table.frames(obj))
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise SessionError(
-                "This session was closed (Session.close): its masks can still be read and saved, but to "
-                "click, track or see frames again open the media in a new session."
+    def find_point(
+        self, frame: int, x: float, y: float, radius: float | None = None
+    ) -> tuple[int, int] | None:
+        """The click nearest (x, y) on a frame within ``radius`` frame pixels (default: 2% of the shorter
+        side, at least 3), as (object id, index), or None."""
+        frame = self._editor.check_frame(frame)
+        with self._guard.lock:
+            return self._state.find_point(
+                frame, x, y, max(3.0, 0.02 * min(self.size)) if radius is None else radius
             )
 
-    def _check_idle(self) -> None:
-        self._check_open()
-        if self._propagating:
-            raise SessionError("Tracking is running: wait for it to finish or cancel it, then try again.")
+    @property
+    def prompt_log(self) -> list[Action]:
+        """Every predictor call in effect, oldest first (what `save` writes and replay runs)."""
+        return self._guard.read(lambda: self._state.history.log())
 
-    def _execute(self, change: Change, *actions: Action) -> None:
-        """Run predictor actions (not `Propagate`) in one model call and apply each one's effect on masks,
-        prompts and clocks (one clock tick per action).
+    def masks(self, frame: int) -> dict[int, np.ndarray]:
+        """The masks on a frame: object id -> H, W bool (new arrays).
 
-        Runs inside `_edit` (model lock held).
+        Objects never segmented on the frame are absent; one tracked there but not found has an empty mask.
         """
+        frame = self._editor.check_frame(frame)
+        with self._guard.lock:
+            entries = self._state.store.entries(frame)
+        return {obj: entry.mask(self._state.store.shape) for obj, entry in entries.items()}
+
+    def mask(self, frame: int, obj: int) -> np.ndarray | None:
+        frame = self._editor.check_frame(frame)
+        with self._guard.lock:
+            entry = self._state.store.get(frame, obj)
+        return None if entry is None else entry.mask(self._state.store.shape)
+
+    def tracked_frames(self, obj: int | None = None) -> list[int]:
+        """Frames with a mask (of one object, or of any)."""
+        return self._guard.read(lambda: sorted({f for f, _ in self._state.store.keys(obj)}))
+
+    def stale_frames(self, obj: int | None = None) -> list[int]:
+        """Frames with a tracked mask computed before a later change to its object's prompts."""
+        return self._guard.read(lambda: self._state.stale_frames(obj))
+
+    def replaced_prompt_frames(self, obj: int | None = None) -> list[int]:
+        """Frames whose prompts the shown mask does not follow: a run computed the frame again over them."""
+        return self._guard.read(lambda: self._state.replaced_prompt_frames(obj))
+
+    def doubtful_frames(self, obj: int | None = None) -> list[int]:
+        """Frames where a mask of one object (or of any) deserves a second look, by `doubt_rule`."""
+        return self._guard.read(lambda: self._state.doubtful_frames(obj, self.doubt_rule))
+
+    def doubt_reasons(self, obj: int) -> dict[int, str]:
+        """One object's doubtful frames, each with a sentence saying why (see `doubtful_frames`)."""
+        return self._guard.read(lambda: self._state.doubt_reasons(obj, self.doubt_rule))
+
+    def mask_quality(self, frame: int) -> dict[int, tuple[float | None, float | None, int]]:
+        """Object id -> (predicted IoU, object score logit, area in pixels) of each mask on a frame."""
+        frame = self._editor.check_frame(frame)
+        with self._guard.lock:
+            entries = self._state.store.entries(frame)
+        return {obj: (e.iou, e.score, e.area) for obj, e in entries.items()}
+
+    def memory_view(self, frame: int, obj: int | None = None) -> MemoryView:
+        """Which frames ``obj``'s (default: the selected object's) memory bank gives ``frame``, and its object
+        scores (see `read_memory_view`)."""
+        frame, obj = self._editor.check_frame(frame), self._editor.check_object(obj)
+        return read_memory_view(self._state, self._guard, self._executor, frame, obj, self.num_frames)
+
+    # =========================================================================================== tracking
+    def propagate(
+        self, direction: str = "forward", start: int | None = None, end: int | tuple[int, int] | None = None
+    ) -> Iterator[PropagationProgress]:
+        """Track every prompted object through the video; a generator of `PropagationProgress`, one per frame.
+
+        Arguments:
+          direction: "forward", "backward" or "both" (forward, then backward from the same start).
+          start: the frame to start from. Default: the first prompted frame ("forward", "both") or the last
+            one ("backward").
+          end: where to stop, inclusive: a frame >= start for "forward" (default: the last), <= start for
+            "backward" (default: 0), a (first, last) pair around start for "both" (default: the whole video).
+        Masks are stored as frames are done. The run is one undo step; `cancel` (any thread) or closing the
+        generator ends it before the next frame. Bad arguments raise `SessionError` here, before any work.
+        """
+        return self._runs.start(direction, start, end)
+
+    def cancel(self) -> bool:
+        """Stop the tracking run before its next frame (any thread); returns whether one was going on. A run
+        created but not started yet stops at once when started."""
+        return self._guard.stop_run()
+
+    @property
+    def is_propagating(self) -> bool:
+        return self._guard.read(lambda: self._guard.propagating)
+
+    @property
+    def seconds_per_frame(self) -> float | None:
+        """Measured seconds per tracked frame (recent runs weigh more); None before any was tracked."""
+        return self._runs.seconds_per_frame()
+
+    def estimate_seconds(
+        self, direction: str = "forward", start: int | None = None, end: int | tuple[int, int] | None = None
+    ) -> tuple[int, float | None]:
+        """How many frames `propagate` with these arguments would track, and about how many seconds it would
+        take (None until `seconds_per_frame` is measured). Raises `SessionError` as `propagate` would."""
+        return self._runs.estimate(direction, start, end)
+
+    @property
+    def last_propagation(self) -> PropagationSummary | None:
+        """How the last tracking run ended (frames done, planned, cancelled, seconds)."""
+        return self._guard.read(lambda: self._runs.last)
+
+    # ============================================================================================ outputs
+    def render(
+        self,
+        frame: int,
+        display_size: Fit = None,
+        prompts: bool = True,
+        alpha: float = 0.45,
+        outline: bool = True,
+    ) -> tuple[np.ndarray, DisplayMapping]:
+        """The frame with each object's mask overlaid and (``prompts``) its clicks and boxes, fit into
+        ``display_size`` (never enlarged); returns the image and its `DisplayMapping` to frame pixels."""
+        image, mapping = render_frame(*self._drawing(frame, prompts), display_size, alpha, outline)
+        self._last_mapping = mapping
+        return image, mapping
+
+    def render_layers(
+        self,
+        frame: int,
+        display_size: Fit = None,
+        prompts: bool = True,
+        alpha: float = 0.45,
+        outline: bool = True,
+    ) -> Layers:
+        """`render` as three layers (the frame, the masks as RGBA, the prompt markers as RGBA), for a canvas
+        that redraws only the layers that changed. Arguments as for `render`."""
+        layers = render_layers(*self._drawing(frame, prompts), display_size, alpha, outline)
+        self._last_mapping = layers.mapping
+        return layers
+
+    def _drawing(self, frame: int, prompts: bool) -> tuple:
+        """The arguments of ``render_frame`` before the display size: the frame and what is drawn over it."""
+        rgb = self.frame(frame)
+        return self._guard.read(lambda: (rgb, *frame_drawing(self._state, frame, prompts).args()))
+
+    def display_to_frame(self, x: float, y: float, display_size: Fit = None) -> tuple[float, float]:
+        """Display pixel (x, y) -> frame pixel, for an image rendered at ``display_size`` (None: as last)."""
+        if display_size is not None:
+            return DisplayMapping.fit(self.size, display_size).to_frame(x, y)
+        return (self._last_mapping or DisplayMapping.fit(self.size)).to_frame(x, y)
+
+    def export_pngs(self, out_dir: str | Path) -> list[Path]:
+        """Per-object 0/255 PNG masks, ``out_dir/003_name/00012.png``; returns the written files."""
+        return document_outputs.export_pngs(self._state, self._guard, self.num_frames, out_dir)
+
+    def export_davis(self, out_dir: str | Path) -> list[Path]:
+        """One indexed PNG per frame (DAVIS palette); object i (in id order) has value i, background 0."""
+        return document_outputs.export_davis(self._state, self._guard, self.num_frames, self.size, out_dir)
+
+    def export_coco(self, path: str | Path) -> Path:
+        """COCO RLE JSON of every mask, with object names and colours (see ``export.export_coco_json``)."""
+        return document_outputs.export_coco(self._state, self._guard, self._media, path)
+
+    def export_video(
+        self, path: str | Path, display_size: tuple[int, int] | None = None, prompts: bool = False
+    ) -> Path:
+        """An overlay video (``.mp4`` etc.) at the source fps with exactly one video frame per frame."""
+        return document_outputs.export_video(
+            self._state, self._guard, self._media, self.frame, path, display_size, prompts
+        )
+
+    def save(self, path: str | Path, portable: bool = False) -> Path:
+        """Write the session file (`document_outputs.save`); ``portable``: the source by file name only."""
+        settings = (self.limits, self._predictor, self._corrections_as_conditioning)
+        return document_outputs.save(
+            self._state, self._guard, self._media, lambda: self.frame(0), settings, path, portable
+        )
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        predictor: VideoPredictor,
+        source: Any = None,
+        replay: bool = False,
+        state_on_cpu: bool = False,
+        limits: Limits | None = None,
+        precision: str = "auto",
+        executor: ExecutorFactory | None = None,
+        corrections_as_conditioning: bool | None = None,
+    ) -> Session:
+        """Restore a session written by `save`: same objects, prompts, masks and stale frames.
+
+        Arguments:
+          source: the video, if not at the saved path (or made from frames in memory): the same frames.
+          replay: recompute every mask by replaying the prompt log instead of reading the saved masks.
+          limits: open the video within these instead of the file's (the frames must come out the same).
+          corrections_as_conditioning: as for `open`; None takes the file's (False for files saved before).
+          state_on_cpu, precision, executor: as for `open`.
+        A damaged or forged file raises `SessionError`.
+        """
+        path = Path(path)
+        saved = persist.read(path, source, replay, limits)
+        as_cond = (
+            saved.corrections_as_conditioning
+            if corrections_as_conditioning is None
+            else corrections_as_conditioning
+        )
+        session = cls.open(
+            saved.source, predictor, saved.limits, saved.fps, state_on_cpu, precision, executor, as_cond
+        )
         try:
-            results = self._executor.run(self._state.history.log() + change.actions, actions)
-        except VideoSourceError as error:
-            raise SessionError(f"Cannot decode this frame of {self._media.description}: {error}") from error
-        with self._lock:
-            for action, result in zip(actions, results):
-                clock = self._state.tick()
-                self._state.apply(change, action, result, clock, self._predictor.non_overlap_masks)
-                change.actions.append(action)
-
-    def _check_frame(self, frame: int) -> int:
-        return check_frame(frame, self.num_frames)
-
-    def _check_object(self, obj: int | None) -> int:
-        if obj is None:
-            obj = self.selected
-            if obj is None:
-                raise SessionError("No object is selected: add or select an object first.")
-        return self._state.objects.get(obj).id
+            persist.check_same_video(session._media, session.frame(0), saved.video, path)
+            session.messages.extend(persist.model_change_notes(saved, predictor))
+            with session._guard.lock:
+                session._state.install(saved.document)
+            if saved.document.entries is None:
+                session._editor.replay(saved.document.log)
+        except BaseException:
+            session.close()
+            raise
+        return session

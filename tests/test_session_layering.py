@@ -1,8 +1,10 @@
 """The layers of docs/architecture.md: ``model/`` imports nothing from ``sam2_ui/``; inside ``model/`` the
-network imports nothing from the image or video parts; the engine (everything in ``sam2_ui/`` but the notebook
-widget) imports no front-end toolkit; nothing imports ``apps/``; and no two modules import each other, even
-through a chain. Checked by reading every import statement (including those inside functions and under
-``TYPE_CHECKING``), and by importing the packages in a fresh interpreter and looking at what got loaded."""
+network imports nothing from the image or video parts; inside ``sam2_ui/`` the engine imports nothing above
+it, the outputs only the engine, the session (the facade the front ends hold) the engine and the outputs, and
+the interaction layer nothing of the widget; only the notebook widget imports a front-end toolkit; nothing
+imports ``apps/``; and no two modules import each other, even through a chain. Checked by reading every
+import statement (including those inside functions and under ``TYPE_CHECKING``), and by importing the
+packages in a fresh interpreter and looking at what got loaded."""
 
 from __future__ import annotations
 
@@ -14,8 +16,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FRONT_END_TOOLKITS = ("gradio", "ipycanvas", "ipywidgets")
-# The notebook front end (only widget.py and widget_error.py import the toolkits).
-WIDGET_FILES = {"widget.py", "widget_error.py", "notebook.py"}
+# The layers of sam2_ui, bottom up: a layer may import only the layers below it (and itself).
+SAM2_UI_LAYERS = (
+    "sam2_ui.engine",
+    "sam2_ui.output",
+    "sam2_ui.session",
+    "sam2_ui.interaction",
+    "sam2_ui.widget",
+)
 
 
 def imported_modules(path: Path, package: str | None = None) -> set[str]:
@@ -46,7 +54,8 @@ def _top(name: str) -> str:
 
 
 def engine_files() -> list[Path]:
-    return [p for p in sorted((ROOT / "sam2_ui").glob("*.py")) if p.name not in WIDGET_FILES]
+    """Every file of ``sam2_ui`` but the notebook widget's (the package ``sam2_ui.widget``)."""
+    return [p for p in sorted((ROOT / "sam2_ui").rglob("*.py")) if "widget" not in p.relative_to(ROOT).parts]
 
 
 def test_model_source_imports_nothing_from_sam2_ui():
@@ -72,7 +81,9 @@ def test_the_import_scan_sees_imports_inside_functions(tmp_path):
 
 
 def test_importing_model_and_the_engine_loads_no_front_end_and_no_reverse_import():
-    modules = [f"sam2_ui.{p.stem}" for p in engine_files() if p.stem != "__init__"]
+    modules = [
+        ".".join(p.relative_to(ROOT).with_suffix("").parts) for p in engine_files() if p.stem != "__init__"
+    ]
     script = (
         "import importlib, json, sys\n"
         "import model\n"
@@ -186,3 +197,40 @@ def test_nothing_imports_the_apps():
     graph = import_graph()
     offenders = [(m, t) for m, targets in graph.items() for t in targets if t.startswith("apps")]
     assert [(m, t) for m, t in offenders if not m.startswith("apps")] == []
+
+
+def layer_of(module: str) -> int | None:
+    """Index of the ``sam2_ui`` layer a module belongs to (None for the package's own ``__init__``)."""
+    for index, layer in enumerate(SAM2_UI_LAYERS):
+        if module == layer or module.startswith(layer + "."):
+            return index
+    return None
+
+
+def test_every_sam2_ui_module_lives_in_a_layer():
+    graph = import_graph()
+    modules = [m for m in graph if m.startswith("sam2_ui.")]
+    assert len(modules) > 30
+    assert [m for m in modules if layer_of(m) is None] == []
+
+
+def test_sam2_ui_layers_import_only_the_layers_below_them():
+    graph = import_graph()
+    upward = sorted(
+        (m, t)
+        for m, targets in graph.items()
+        if m.startswith("sam2_ui.")
+        for t in targets
+        if t.startswith("sam2_ui.") and layer_of(t) > layer_of(m)
+    )
+    assert upward == []
+    assert {SAM2_UI_LAYERS[layer_of(m)] for m in graph if m.startswith("sam2_ui.")} == set(SAM2_UI_LAYERS)
+
+
+def test_the_layer_check_sees_an_upward_import():
+    assert (
+        layer_of("sam2_ui.engine.tracker")
+        < layer_of("sam2_ui.output.render")
+        < layer_of("sam2_ui.widget.widget")
+    )
+    assert layer_of("sam2_ui.session") < layer_of("sam2_ui.interaction.view")

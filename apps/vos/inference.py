@@ -77,7 +77,21 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    data = parser.add_argument_group("dataset")
+    _add_dataset_arguments(parser.add_argument_group("dataset"))
+    _add_inference_arguments(parser.add_argument_group("inference"))
+    _add_model_arguments(parser.add_argument_group("model"))
+    parser.add_argument(
+        "--shard",
+        type=parse_shard,
+        metavar="I/N",
+        help="process only videos I, I+N, I+2N, ... of the list (0 <= I < N): "
+        "--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT in a SLURM array, or one process per GPU "
+        "with CUDA_VISIBLE_DEVICES=i ... --shard i/4",
+    )
+    return parser
+
+
+def _add_dataset_arguments(data: argparse._ArgumentGroup) -> None:
     data.add_argument(
         "--base_video_dir", type=Path, required=True, help="one folder of JPEG frames per video"
     )
@@ -94,7 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="masks are <video>/<object id>/<frame>.png, one PNG per object (SA-V), for input and output; "
         "objects may overlap",
     )
-    run = parser.add_argument_group("inference")
+
+
+def _add_inference_arguments(run: argparse._ArgumentGroup) -> None:
     run.add_argument(
         "--track_object_appearing_later_in_video",
         action="store_true",
@@ -112,7 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the model's hole filling and dynamic multimask fallback (off in SAM 2's evaluations)",
     )
-    model = parser.add_argument_group("model")
+
+
+def _add_model_arguments(model: argparse._ArgumentGroup) -> None:
     which = model.add_mutually_exclusive_group()
     which.add_argument("--model", default=DEFAULT_MODEL, help=f"Hugging Face id (default {DEFAULT_MODEL})")
     which.add_argument("--checkpoint", type=Path, help="an official .pt checkpoint file instead of --model")
@@ -125,15 +143,6 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help=f"auto: bf16 autocast where the device runs it fast, else fp32 (${PRECISION_ENV} replaces auto)",
     )
-    parser.add_argument(
-        "--shard",
-        type=parse_shard,
-        metavar="I/N",
-        help="process only videos I, I+N, I+2N, ... of the list (0 <= I < N): "
-        "--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT in a SLURM array, or one process per GPU "
-        "with CUDA_VISIBLE_DEVICES=i ... --shard i/4",
-    )
-    return parser
 
 
 # ---------------------------------------------------------------------------------------------- videos

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from sam2_ui.colors import davis_palette_flat
+from sam2_ui.engine.colors import davis_palette_flat
 
 JPEG_SUFFIXES = (".jpg", ".jpeg")
 

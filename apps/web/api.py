@@ -13,10 +13,10 @@ from typing import Any
 
 import gradio as gr
 
-from sam2_ui.errors import SessionError
-from sam2_ui.interaction import Interaction
-from sam2_ui.rle import coco_rle
-from sam2_ui.view import View
+from model.images.rle import coco_rle
+from sam2_ui.engine.errors import SessionError
+from sam2_ui.interaction.interaction import Interaction
+from sam2_ui.interaction.view import View
 
 from .draw import view_to_json
 from .handlers import MODEL_GROUP, STOP_WAIT_S, VIEW_GROUP

@@ -2,7 +2,7 @@
 
 Each browser tab (each ``gradio_client`` client) gets its own session, kept server-side in a
 `SessionRegistry` under the tab's ``session_hash``. Handlers always run in this process; on a ZeroGPU Space
-the sessions hand their model calls to ``spaces.GPU`` around `sam2_ui.model_worker.serve` (see
+the sessions hand their model calls to ``spaces.GPU`` around `sam2_ui.engine.model_worker.serve` (see
 `zero_gpu`), so what a forked GPU worker computes comes back as data and the session here stays the only
 copy of the document.
 """
@@ -25,13 +25,13 @@ import numpy as np
 from PIL import Image
 
 from model.loading.precision import describe_precision, resolve_precision
-from sam2_ui.errors import SessionError
-from sam2_ui.executor import ExecutorFactory
-from sam2_ui.interaction import Interaction
-from sam2_ui.keys import KEYMAP
-from sam2_ui.media import Limits, open_media, plain_words
-from sam2_ui.predictor import predictor_device
-from sam2_ui.view import View
+from sam2_ui.engine.errors import SessionError
+from sam2_ui.engine.executor import ExecutorFactory
+from sam2_ui.engine.media import Limits, open_media, plain_words
+from sam2_ui.engine.predictor import predictor_device
+from sam2_ui.interaction.interaction import Interaction
+from sam2_ui.interaction.keys import KEYMAP
+from sam2_ui.interaction.view import View
 
 from ..examples import example_files
 from .api import add_api

@@ -13,9 +13,9 @@ from typing import Any
 import gradio as gr
 
 from model.loading.precision import PRECISION_CHOICES, PRECISION_ENV
-from sam2_ui.forked_gpu import WORKER_MODES, ForkedGPU
-from sam2_ui.model_worker import serve
-from sam2_ui.worker_executor import WorkerExecutors
+from sam2_ui.engine.forked_gpu import WORKER_MODES, ForkedGPU
+from sam2_ui.engine.model_worker import serve
+from sam2_ui.engine.worker_executor import WorkerExecutors
 
 from ..model_loading import DEFAULT_MODEL, choose_precision, load_predictor
 from .app import App, css

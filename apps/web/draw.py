@@ -16,10 +16,10 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from sam2_ui.colors import css_hex
-from sam2_ui.memory_view import MemoryView, legend_html, render_memory_strip
-from sam2_ui.timeline import SWATCH, render_timelines
-from sam2_ui.view import INFO, View
+from sam2_ui.engine.colors import css_hex
+from sam2_ui.interaction.timeline import SWATCH, render_timelines
+from sam2_ui.interaction.view import INFO, View
+from sam2_ui.output.memory_view import MemoryView, legend_html, render_memory_strip
 
 from .layout import DOWNLOAD_ENABLED_BY, Layout
 from .tab_state import TabState

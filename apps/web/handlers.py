@@ -14,9 +14,9 @@ from typing import Any
 
 import gradio as gr
 
-from sam2_ui.errors import SessionError
-from sam2_ui.interaction import Interaction
-from sam2_ui.view import View
+from sam2_ui.engine.errors import SessionError
+from sam2_ui.interaction.interaction import Interaction
+from sam2_ui.interaction.view import View
 
 from .draw import draw
 from .host import Host

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
-from sam2_ui.interaction import Interaction
-from sam2_ui.view import View
+from sam2_ui.interaction.interaction import Interaction
+from sam2_ui.interaction.view import View
 
 from .tab_state import TabState
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import gradio as gr
 
-from sam2_ui.interaction import TOOLS
-from sam2_ui.keys import KEY_HELP
+from sam2_ui.interaction.commands import TOOLS
+from sam2_ui.interaction.keys import KEY_HELP
 
 STATIC = Path(__file__).resolve().parent / "static"
 TOOL_LABELS = {

@@ -12,7 +12,7 @@ from typing import Any
 
 import gradio as gr
 
-from sam2_ui.view import WARNING, View
+from sam2_ui.interaction.view import WARNING, View
 
 LOG = logging.getLogger("sam2_ui.app")
 SOMETHING_WENT_WRONG = (

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sam2_ui.errors import SessionError
-from sam2_ui.interaction import Interaction
+from sam2_ui.engine.errors import SessionError
+from sam2_ui.interaction.interaction import Interaction
 
 CLOSED_NOTES_KEPT = 1000
 

@@ -12,9 +12,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from model.video.video_frames import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from sam2_ui.errors import SessionError
-from sam2_ui.media import Limits
+from model.video.frame_source import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from sam2_ui.engine.errors import SessionError
+from sam2_ui.engine.media import Limits
 
 
 @dataclass(frozen=True)

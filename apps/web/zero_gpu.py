@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from sam2_ui.model_worker import serve
-from sam2_ui.worker_executor import WorkerExecutors, call_seconds
+from sam2_ui.engine.model_worker import serve
+from sam2_ui.engine.worker_executor import WorkerExecutors, call_seconds
 
 
 def on_zero_gpu() -> bool:

@@ -1,5 +1,6 @@
 """Helpers of the automatic mask generator: a column store for candidate masks, point grids and image crops,
-box geometry, the stability score, and run-length encodings (uncompressed and COCO's compressed string).
+box geometry, the stability score, and the run-length encoding of masks on their device (the codec itself
+is ``model.images.rle``).
 
 Masks are ``..., H, W`` bool tensors; boxes are XYXY with inclusive right/bottom pixel indices unless said
 otherwise. The RLEs follow COCO: runs over the column-major (Fortran order) flattening, starting with a run of
@@ -15,6 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+
+from model.images import rle
 
 Column = Tensor | np.ndarray | list
 
@@ -216,7 +219,10 @@ def stability_score(logits: Tensor, mask_threshold: float, offset: float) -> Ten
 
 # ---------------------------------------------------------------------------------------------- RLE
 def masks_to_rle(masks: Tensor) -> list[dict[str, Any]]:
-    """Uncompressed COCO RLEs ``{"size": [h, w], "counts": [int, ...]}`` of bool masks ``B, H, W``."""
+    """Uncompressed COCO RLEs ``{"size": [h, w], "counts": [int, ...]}`` of bool masks ``B, H, W``.
+
+    The changes are found on the masks' device, so only their positions come to the CPU.
+    """
     b, h, w = masks.shape
     flat = masks.transpose(1, 2).reshape(b, h * w)  # column-major order
     if h * w == 0:
@@ -225,74 +231,19 @@ def masks_to_rle(masks: Tensor) -> list[dict[str, Any]]:
     starts_on = flat[:, 0].cpu().numpy()
     per_mask = np.bincount(changes[:, 0], minlength=b)
     bounds = np.split(changes[:, 1] + 1, np.cumsum(per_mask)[:-1])
-    out = []
-    for i in range(b):
-        edges = np.concatenate([[0], bounds[i], [h * w]])
-        runs = np.diff(edges).tolist()
-        # COCO runs start with zeros: a mask whose first pixel is set starts with an empty run.
-        out.append({"size": [h, w], "counts": ([0] + runs) if starts_on[i] else runs})
-    return out
-
-
-def rle_to_mask(rle: dict[str, Any]) -> np.ndarray:
-    """Uncompressed RLE -> H, W bool array."""
-    h, w = rle["size"]
-    counts = np.asarray(rle["counts"], dtype=np.int64)
-    values = np.arange(len(counts)) % 2 == 1  # runs alternate zeros, ones, ...
-    flat = np.repeat(values, counts)
-    return np.ascontiguousarray(flat.reshape(w, h).T)
-
-
-def rle_area(rle: dict[str, Any]) -> int:
-    """Number of set pixels of an uncompressed RLE."""
-    return int(sum(rle["counts"][1::2]))
-
-
-def rle_to_coco(rle: dict[str, Any]) -> dict[str, Any]:
-    """Uncompressed RLE -> COCO compressed RLE ``{"size": [h, w], "counts": str}`` (pycocotools' format).
-
-    Each count is stored as the difference to the count two places back (from the fourth count on), written
-    in 5-bit little-endian groups; a group's bit 0x20 says another follows, bit 0x10 of the last group is the
-    sign, and every group is offset by 48 into printable ASCII.
-    """
-    counts = list(rle["counts"])
-    chars: list[str] = []
-    for i, count in enumerate(counts):
-        value = count - counts[i - 2] if i > 2 else count
-        while True:
-            group = value & 0x1F
-            value >>= 5  # arithmetic shift: negative values tend to -1
-            more = value != -1 if group & 0x10 else value != 0
-            chars.append(chr(group + (0x20 if more else 0) + 48))
-            if not more:
-                break
-    return {"size": list(rle["size"]), "counts": "".join(chars)}
+    return [
+        {"size": [h, w], "counts": rle.runs_from_changes(bounds[i], h * w, bool(starts_on[i]))}
+        for i in range(b)
+    ]
 
 
 def coco_rle(mask: Tensor | np.ndarray) -> dict[str, Any]:
     """COCO compressed RLE of one H, W binary mask, as ``pycocotools.mask.encode`` writes it (str counts)."""
-    mask_t = torch.as_tensor(np.asarray(mask) if not isinstance(mask, Tensor) else mask).bool()
-    return rle_to_coco(masks_to_rle(mask_t[None])[0])
+    return rle.coco_rle(mask.bool().cpu().numpy() if isinstance(mask, Tensor) else mask)
 
 
-def coco_rle_to_mask(rle: dict[str, Any]) -> np.ndarray:
-    """COCO compressed RLE (str or bytes counts) -> H, W bool array; the inverse of ``coco_rle``."""
-    text = rle["counts"]
-    text = text.decode("ascii") if isinstance(text, bytes) else text
-    counts: list[int] = []
-    pos = 0
-    while pos < len(text):
-        value, shift = 0, 0
-        while True:
-            group = ord(text[pos]) - 48
-            pos += 1
-            value |= (group & 0x1F) << shift
-            shift += 5
-            if not group & 0x20:
-                if group & 0x10:
-                    value -= 1 << shift  # sign-extend
-                break
-        if len(counts) > 2:
-            value += counts[-2]
-        counts.append(value)
-    return rle_to_mask({"size": rle["size"], "counts": counts})
+# The generator's names for the codec's functions (``model.images.rle``).
+rle_to_mask = rle.coco_rle_to_mask  # reads the list counts of ``masks_to_rle``
+rle_area = rle.rle_area
+rle_to_coco = rle.compress_rle
+coco_rle_to_mask = rle.coco_rle_to_mask

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -10,6 +11,7 @@ import torch
 from model.loading.checkpoint import load_into, read_checkpoint
 from model.loading.configs import SAM2Config, resolve_config
 from model.loading.device import resolve_device
+from model.loading.overrides import MODEL_OVERRIDES, parse_hydra_overrides, set_decoder_overrides
 from model.network.hiera import Hiera
 from model.network.image_encoder import ImageEncoder
 from model.network.mask_decoder import MaskDecoder
@@ -79,6 +81,7 @@ def build_sam2(
     mode: str = "eval",
     apply_postprocessing: bool = True,
     image_size: int | None = None,
+    hydra_overrides_extra: Sequence[str] | None = None,
     **kwargs,
 ) -> SAM2Model:
     """Build a SAM 2 model and, if given, load an official checkpoint into it.
@@ -91,21 +94,25 @@ def build_sam2(
       mode: ``"eval"`` (default) or ``"train"``.
       apply_postprocessing: the official default; enables the dynamic multimask fallback.
       image_size: override the input resolution (e.g. 512 for speed); the weights are unchanged.
-      **kwargs: accepted for compatibility with the official signature
-        (``ckpt_path``, ``hydra_overrides_extra``).
+      hydra_overrides_extra: official override strings; ``"++model.image_size=N"`` and the mask decoder's
+        ``"++model.sam_mask_decoder_extra_args.<dynamic_multimask_...>=<value>"`` are applied (they win over
+        the arguments above), any other raises ValueError naming it (`model.loading.overrides`).
+      **kwargs: ``ckpt_path``, the official name of ``checkpoint``.
 
     Returns:
       the ``SAM2Model`` on ``device`` in the requested mode.
     """
     if checkpoint is None and "ckpt_path" in kwargs:
         checkpoint = kwargs.pop("ckpt_path")
-    kwargs.pop("hydra_overrides_extra", None)
     if kwargs:
         raise TypeError(f"build_sam2 got unexpected arguments: {sorted(kwargs)}")
+    overrides = parse_hydra_overrides(hydra_overrides_extra or (), MODEL_OVERRIDES, "build_sam2")
+    image_size = overrides.pop("image_size", image_size)
     cfg = resolve_config(config)
     if image_size is not None:
-        cfg = cfg.with_image_size(image_size)
+        cfg = cfg.with_image_size(int(image_size))
     model = compose_sam2(cfg, apply_postprocessing=apply_postprocessing)
+    set_decoder_overrides(model.sam_mask_decoder, overrides)
     if checkpoint is not None:
         load_into(model, read_checkpoint(Path(checkpoint)), cfg.name)
     model = model.to(resolve_device(device))

@@ -1,9 +1,10 @@
 """The eight official SAM 2 / SAM 2.1 configurations as plain dataclasses.
 
 Only what differs between sizes and versions is a field; everything the official configs share lives
-in the component constructors' defaults. ``resolve_config`` accepts our names (``"sam2.1_hiera_tiny"``),
-the official config names (``"configs/sam2.1/sam2.1_hiera_t.yaml"``, ``"sam2_hiera_t.yaml"``) and a
-``SAM2Config`` instance.
+in the component constructors' defaults. Each size is one function that spells its trunk's
+hyper-parameters (`_hiera_tiny` ...); `CONFIGS` collects them for both versions. ``resolve_config`` accepts
+our names (``"sam2.1_hiera_tiny"``), the official config names (``"configs/sam2.1/sam2.1_hiera_t.yaml"``,
+``"sam2_hiera_t.yaml"``) and a ``SAM2Config`` instance.
 """
 
 from __future__ import annotations
@@ -48,37 +49,98 @@ class SAM2Config:
         return dataclasses.replace(self, image_size=image_size)
 
 
-_SIZES = {
-    # size: (short, embed_dim, num_heads, stages, global_att_blocks, window_spec, bkg_spatial_size)
-    "tiny": ("t", 96, 1, (1, 2, 7, 2), (5, 7, 9), (8, 4, 14, 7), (7, 7)),
-    "small": ("s", 96, 1, (1, 2, 11, 2), (7, 10, 13), (8, 4, 14, 7), (7, 7)),
-    "base_plus": ("b+", 112, 2, (2, 3, 16, 3), (12, 16, 20), (8, 4, 14, 7), (14, 14)),
-    "large": ("l", 144, 2, (2, 6, 36, 4), (23, 33, 43), (8, 4, 16, 8), (7, 7)),
+def _sam2_config(
+    version: str,
+    size: str,
+    official_short: str,
+    *,
+    embed_dim: int,
+    num_heads: int,
+    stages: tuple[int, int, int, int],
+    global_att_blocks: tuple[int, ...],
+    window_spec: tuple[int, int, int, int],
+    window_pos_embed_bkg_spatial_size: tuple[int, int],
+) -> SAM2Config:
+    """One official model: the trunk's hyper-parameters plus the names the official release gives it."""
+    prefix = "sam2" if version == "2" else "sam2.1"
+    name = f"{prefix}_hiera_{size}"
+    return SAM2Config(
+        name=name,
+        version=version,
+        embed_dim=embed_dim,
+        num_heads=num_heads,
+        stages=stages,
+        global_att_blocks=global_att_blocks,
+        window_spec=window_spec,
+        window_pos_embed_bkg_spatial_size=window_pos_embed_bkg_spatial_size,
+        checkpoint_filename=f"{name}.pt",
+        hf_id=f"facebook/{prefix}-hiera-{size.replace('_', '-')}",
+        official_config=f"configs/{prefix}/{prefix}_hiera_{official_short}.yaml",
+    )
+
+
+def _hiera_tiny(version: str) -> SAM2Config:
+    return _sam2_config(
+        version,
+        size="tiny",
+        official_short="t",
+        embed_dim=96,
+        num_heads=1,
+        stages=(1, 2, 7, 2),
+        global_att_blocks=(5, 7, 9),
+        window_spec=(8, 4, 14, 7),
+        window_pos_embed_bkg_spatial_size=(7, 7),
+    )
+
+
+def _hiera_small(version: str) -> SAM2Config:
+    return _sam2_config(
+        version,
+        size="small",
+        official_short="s",
+        embed_dim=96,
+        num_heads=1,
+        stages=(1, 2, 11, 2),
+        global_att_blocks=(7, 10, 13),
+        window_spec=(8, 4, 14, 7),
+        window_pos_embed_bkg_spatial_size=(7, 7),
+    )
+
+
+def _hiera_base_plus(version: str) -> SAM2Config:
+    return _sam2_config(
+        version,
+        size="base_plus",
+        official_short="b+",
+        embed_dim=112,
+        num_heads=2,
+        stages=(2, 3, 16, 3),
+        global_att_blocks=(12, 16, 20),
+        window_spec=(8, 4, 14, 7),
+        window_pos_embed_bkg_spatial_size=(14, 14),
+    )
+
+
+def _hiera_large(version: str) -> SAM2Config:
+    return _sam2_config(
+        version,
+        size="large",
+        official_short="l",
+        embed_dim=144,
+        num_heads=2,
+        stages=(2, 6, 36, 4),
+        global_att_blocks=(23, 33, 43),
+        window_spec=(8, 4, 16, 8),
+        window_pos_embed_bkg_spatial_size=(7, 7),
+    )
+
+
+# SAM 2.1 retrained the same four trunks: the sizes are shared, the version changes the memory path.
+CONFIGS: dict[str, SAM2Config] = {
+    cfg.name: cfg
+    for version in ("2", "2.1")
+    for cfg in (_hiera_tiny(version), _hiera_small(version), _hiera_base_plus(version), _hiera_large(version))
 }
-
-
-def _make_registry() -> dict[str, SAM2Config]:
-    registry: dict[str, SAM2Config] = {}
-    for version, prefix in (("2", "sam2"), ("2.1", "sam2.1")):
-        for size, (short, dim, heads, stages, gblocks, wspec, bkg) in _SIZES.items():
-            name = f"{prefix}_hiera_{size}"
-            registry[name] = SAM2Config(
-                name=name,
-                version=version,
-                embed_dim=dim,
-                num_heads=heads,
-                stages=stages,
-                global_att_blocks=gblocks,
-                window_spec=wspec,
-                window_pos_embed_bkg_spatial_size=bkg,
-                checkpoint_filename=f"{name}.pt",
-                hf_id=f"facebook/{prefix}-hiera-{size.replace('_', '-')}",
-                official_config=f"configs/{prefix}/{prefix}_hiera_{short}.yaml",
-            )
-    return registry
-
-
-CONFIGS: dict[str, SAM2Config] = _make_registry()
 """Our config name -> config, for the eight official models."""
 
 

@@ -1,52 +1,32 @@
 """Building a video predictor the way the official video configs do: the network, the postprocessing
 defaults of video, the predictor flags, and the official ``hydra_overrides_extra`` spelling of them.
 
-The predictor class is passed in (`video_predictor` calls this), so this module does not import it.
+`build_video_model` returns the network and the predictor's keyword arguments; the predictor module, which
+imports this one, makes the predictor from them, so this module needs no predictor class.
 """
 
 from __future__ import annotations
 
 import os
-from typing import TypeVar
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
 from model.loading.build import build_sam2
 from model.loading.compile import compile_components
 from model.loading.configs import SAM2Config
-
-P = TypeVar("P")
-
-_PREDICTOR_OVERRIDES = {
-    "fill_hole_area": int,
-    "non_overlap_masks": bool,
-    "clear_non_cond_mem_around_input": bool,
-    "add_all_frames_to_correct_as_cond": bool,
-    "binarize_mask_from_pts_for_mem_enc": bool,
-}
+from model.loading.overrides import (
+    MODEL_OVERRIDES,
+    PREDICTOR_OVERRIDES,
+    VIDEO_OVERRIDES,
+    override_key,
+    parse_hydra_overrides,
+)
+from model.network.sam2 import SAM2Model
 
 
-def _parse_hydra_overrides(overrides: list[str]) -> dict:
-    """The official ``"++model.key=value"`` overrides we understand: image_size and the predictor flags."""
-    parsed = {}
-    for item in overrides:
-        key, sep, value = item.lstrip("+").partition("=")
-        key = key.removeprefix("model.")
-        if not sep or (key != "image_size" and key not in _PREDICTOR_OVERRIDES):
-            raise ValueError(
-                f"unsupported override {item!r}: only '++model.image_size=N' and "
-                f"'++model.<flag>=<value>' for {sorted(_PREDICTOR_OVERRIDES)} are understood; "
-                "pass predictor options as keyword arguments instead"
-            )
-        if key == "image_size" or _PREDICTOR_OVERRIDES[key] is int:
-            parsed[key] = int(value)
-        else:
-            parsed[key] = value.strip().lower() in ("true", "1", "yes")
-    return parsed
-
-
-def build_video_predictor(
-    predictor_class: type[P],
+def build_video_model(
     config: str | SAM2Config = "sam2.1_hiera_tiny",
     checkpoint: str | os.PathLike | None = None,
     device: str | torch.device = "auto",
@@ -54,9 +34,9 @@ def build_video_predictor(
     apply_postprocessing: bool = True,
     vos_optimized: bool = False,
     image_size: int | None = None,
-    **kwargs,
-) -> P:
-    """Build a ``predictor_class`` (``SAM2VideoPredictor``): the network plus the video bookkeeping.
+    **kwargs: Any,
+) -> tuple[SAM2Model, dict[str, Any]]:
+    """Build the network of a video predictor and the predictor's options, as the official video configs do.
 
     Arguments:
       config, checkpoint, device, mode, image_size: as for ``build_sam2``.
@@ -71,16 +51,21 @@ def build_video_predictor(
       **kwargs: ``SAM2VideoPredictor`` options (``fill_hole_area``, ``non_overlap_masks``,
         ``clear_non_cond_mem_around_input``, ``add_all_frames_to_correct_as_cond``,
         ``binarize_mask_from_pts_for_mem_enc``, ``state_ram_budget_mb``, ``feature_cache_size``); the
-        official ``ckpt_path`` and ``hydra_overrides_extra`` (``"++model.<option>=<value>"``) also work.
+        official ``ckpt_path`` and ``hydra_overrides_extra``: ``"++model.<option>=<value>"`` for those five
+        options and for what ``build_sam2`` understands (`model.loading.overrides`); any other raises
+        ValueError naming it.
+
+    Returns:
+      the network on ``device``, and the keyword arguments of ``SAM2VideoPredictor(model, **options)``.
     """
     if checkpoint is None and "ckpt_path" in kwargs:
         checkpoint = kwargs.pop("ckpt_path")
-    overrides = _parse_hydra_overrides(list(kwargs.pop("hydra_overrides_extra", None) or []))
-    image_size = overrides.pop("image_size", image_size)
-    options = {}
+    items = kwargs.pop("hydra_overrides_extra", None) or []
+    overrides = parse_hydra_overrides(items, VIDEO_OVERRIDES, "build_sam2_video_predictor")
+    options: dict[str, Any] = {}
     if apply_postprocessing:
         options.update(binarize_mask_from_pts_for_mem_enc=True, fill_hole_area=8)
-    options.update(overrides)
+    options.update({key: value for key, value in overrides.items() if key in PREDICTOR_OVERRIDES})
     options.update(kwargs)
     model = build_sam2(
         config,
@@ -89,7 +74,15 @@ def build_video_predictor(
         mode=mode,
         apply_postprocessing=apply_postprocessing,
         image_size=image_size,
+        hydra_overrides_extra=[item for item in items if override_key(item) in MODEL_OVERRIDES],
     )
     if vos_optimized:
         compile_components(model)
+    return model, options
+
+
+def build_video_predictor(predictor_class: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``predictor_class(model, **options)`` from `build_video_model` (same arguments): what `video_predictor`
+    calls today; the predictor module can call `build_video_model` itself and construct its own class."""
+    model, options = build_video_model(*args, **kwargs)
     return predictor_class(model, **options)

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import torch
 
 from model.network.sam2 import ImageFeatures, SAM2Model
+from model.video.frame_source import FrameSource
 from model.video.prefetch import FramePrefetcher
-from model.video.video_frames import FrameSource
 
 DEFAULT_CACHE_FRAMES = 16
 DEFAULT_CACHE_BYTES = 512 * 2**20

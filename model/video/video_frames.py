@@ -17,14 +17,7 @@ import numpy as np
 from PIL import Image
 
 from model.errors import VideoSourceError
-from model.video.frame_source import (  # noqa: F401 - re-exported: the names callers know from here
-    IMAGE_SUFFIXES,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    VIDEO_SUFFIXES,
-    FrameSource,
-    to_network_input,
-)
+from model.video.frame_source import IMAGE_SUFFIXES, VIDEO_SUFFIXES, FrameSource
 from model.video.video_file import VideoFileSource
 
 

@@ -7,9 +7,9 @@ from typing import Any
 import torch
 
 from model.video.frame_features import FrameFeatures
+from model.video.frame_source import FrameSource
 from model.video.memory_bank import ObjectTrack, TensorVault
 from model.video.memory_cache import MemoryCache
-from model.video.video_frames import FrameSource
 
 
 class VideoState:

@@ -1,17 +1,28 @@
-"""Every test module here runs the network on one torch thread (see the root conftest)."""
+"""Every test module here runs the network on one torch thread (see the root conftest). Shared fixtures: the
+clip most front-end tests upload, JupyterLab and Chromium."""
 
 import shutil
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import sync_playwright
 
+from tests.support.app_helpers import write_clip
 from tests.support.browser import CHROMIUM_ARGS
 from tests.support.jupyter_lab import jupyter_lab_server
+from tests.support.session_helpers import NUM_FRAMES
 
 
 @pytest.fixture(scope="module", autouse=True)
 def one_torch_thread(torch_single_thread):
     yield
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    """session_helpers' clip (NUM_FRAMES frames of 96 x 64, the disc and the block) as an mp4 file at 10 fps,
+    written once per test module."""
+    return write_clip(tmp_path_factory.mktemp("clip") / "clip.mp4", num_frames=NUM_FRAMES)
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,10 @@ nothing is left stale, and the status line does not claim a replaced correction 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 import sam2_ui
 from apps.web import App
-from tests.support.app_helpers import TEST_LIMITS, Tab, write_clip
+from tests.support.app_helpers import TEST_LIMITS, Tab
 from tests.support.session_helpers import HEIGHT, NUM_FRAMES, WIDTH, disc_centre, predictor
 from tests.support.widget_helpers import click_frame_pixel
 
@@ -20,11 +19,6 @@ RUNS = {
     "backward over it": (NUM_FRAMES - 1, "backward"),
     "both ways from it": (CORRECTED, "both"),
 }
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    return write_clip(tmp_path_factory.mktemp("clip") / "clip.mp4")
 
 
 def test_a_correction_given_in_the_gradio_app_sticks_when_tracking_again(clip, tmp_path):

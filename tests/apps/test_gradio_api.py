@@ -26,16 +26,13 @@ from tests.support.session_helpers import (
     predictor,
 )
 
+pytestmark = pytest.mark.server
+
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     with running_app(tmp_path_factory.mktemp("app")) as launched:
         yield launched
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    return write_clip(tmp_path_factory.mktemp("clip") / "clip.mp4")
 
 
 def client_for(app) -> Client:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from gradio_client import Client, handle_file
 
-import sam2_ui.media
+import sam2_ui.engine.media
 from apps.web.uploads import AppLimits
 from sam2_ui import Session
 from tests.support.app_helpers import masks_from_api, running_app, write_clip
@@ -23,6 +23,8 @@ from tests.support.session_helpers import (
     predictor,
 )
 
+pytestmark = pytest.mark.server
+
 LIMITS = AppLimits(max_upload_mb=1, max_seconds=60, max_frames=300, max_side=512, max_sessions=8)
 
 
@@ -32,22 +34,17 @@ def app(tmp_path_factory):
         yield launched
 
 
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    return write_clip(tmp_path_factory.mktemp("clip") / "clip.mp4")
-
-
 @pytest.fixture
 def opened_paths(monkeypatch):
     """Every source the engine opens frames from, while the test runs (the server runs in this process)."""
     seen: list[object] = []
-    original = sam2_ui.media.open_frames
+    original = sam2_ui.engine.media.open_frames
 
     def recording(source, *args, **kwargs):
         seen.append(source)
         return original(source, *args, **kwargs)
 
-    monkeypatch.setattr(sam2_ui.media, "open_frames", recording)
+    monkeypatch.setattr(sam2_ui.engine.media, "open_frames", recording)
     return seen
 
 

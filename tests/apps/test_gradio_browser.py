@@ -11,11 +11,14 @@ import json
 import re
 import time
 
+import pytest
 from playwright.sync_api import expect
 
 from sam2_ui import Session
 from tests.support.app_helpers import running_app, write_clip
 from tests.support.session_helpers import disc_centre
+
+pytestmark = [pytest.mark.browser, pytest.mark.server]
 
 SCALE = 2  # the clip is 192 x 128: session_helpers' shapes at twice the size
 

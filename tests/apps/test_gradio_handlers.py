@@ -25,10 +25,10 @@ from apps.web.layout import BUTTON_COMMANDS
 from apps.web.refusals import SOMETHING_WENT_WRONG
 from apps.web.registry import SessionRegistry
 from apps.web.uploads import AppLimits, check_upload
-from sam2_ui.errors import SessionError
-from sam2_ui.interaction import Interaction
-from sam2_ui.quality import DoubtRule
-from sam2_ui.timeline import DOUBTFUL_CELL, SWATCH
+from sam2_ui.engine.errors import SessionError
+from sam2_ui.engine.quality import DoubtRule
+from sam2_ui.interaction.interaction import Interaction
+from sam2_ui.interaction.timeline import DOUBTFUL_CELL, SWATCH
 from tests.support.app_helpers import TEST_LIMITS, Page, Tab, write_clip
 from tests.support.bad_media import assert_plain, write_bad_media
 from tests.support.session_helpers import (
@@ -49,11 +49,6 @@ def app(tmp_path_factory):
     app.build()
     yield app
     app.registry.close_all()
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    return write_clip(tmp_path_factory.mktemp("clip") / "clip.mp4")
 
 
 @pytest.fixture
@@ -372,7 +367,7 @@ def test_a_missing_or_unnamed_checkpoint_file_says_what_to_pass(tmp_path):
 
 def test_the_app_loads_an_official_format_checkpoint(tmp_path):
     from model import build_sam2
-    from tests.support.official_ref import save_official_checkpoint
+    from tests.support.checkpoints import save_official_checkpoint
 
     path = save_official_checkpoint(
         build_sam2("sam2.1_hiera_tiny", None, device="cpu"), tmp_path / "sam2.1_hiera_tiny.pt"
@@ -421,8 +416,8 @@ def test_on_zero_gpu_handlers_run_here_and_only_model_calls_go_to_spaces_gpu(mon
     import sys
     from types import ModuleType
 
-    from sam2_ui.forked_gpu import ForkedGPU
-    from sam2_ui.model_worker import serve
+    from sam2_ui.engine.forked_gpu import ForkedGPU
+    from sam2_ui.engine.model_worker import serve
 
     decorated, durations, forked = [], [], ForkedGPU("fresh")
 

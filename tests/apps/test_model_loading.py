@@ -12,7 +12,7 @@ from apps import cli
 from apps.model_loading import ModelLoadError, load_predictor
 from model.loading.build import compose_sam2
 from model.loading.configs import CONFIGS
-from tests.support.official_ref import save_official_checkpoint
+from tests.support.checkpoints import save_official_checkpoint
 
 
 def random_checkpoint(config: str, path: Path) -> Path:

@@ -16,6 +16,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+pytestmark = pytest.mark.notebook
+
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 EXPECTED = {
     "image_predictor.ipynb",
@@ -40,6 +42,7 @@ def test_the_four_notebooks_are_committed_without_outputs():
                 assert cell.outputs == [] and cell.execution_count is None, (path.name, cell.source[:60])
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_the_notebook_runs_top_to_bottom(name, random_checkpoint, monkeypatch, tmp_path):
     monkeypatch.setenv("SAM2_UI_MODEL", str(random_checkpoint))

@@ -19,9 +19,11 @@ from gradio_client import Client, handle_file
 from pycocotools import mask as mask_utils
 
 from apps.web.uploads import AppLimits
-from tests.support.app_helpers import TEST_LIMITS, running_app, write_clip
+from tests.support.app_helpers import TEST_LIMITS, running_app
 from tests.support.messages import assert_no_internals
 from tests.support.session_helpers import block_box, disc_centre
+
+pytestmark = pytest.mark.server
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 README_URL = "http://127.0.0.1:7860/"
@@ -35,11 +37,6 @@ LIMITS = AppLimits(**{**TEST_LIMITS.__dict__, "max_side": 640})
 def app(tmp_path_factory):
     with running_app(tmp_path_factory.mktemp("app"), limits=LIMITS) as launched:
         yield launched
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory) -> Path:
-    return write_clip(tmp_path_factory.mktemp("clip") / "clip.mp4", num_frames=NUM_FRAMES)
 
 
 def client_for(app) -> Client:

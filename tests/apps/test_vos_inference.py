@@ -115,6 +115,7 @@ def clean_palette_run(palette_root, random_checkpoint, tmp_path_factory) -> Path
 # ---------------------------------------------------------------------------------------------- parity
 
 
+@pytest.mark.parity
 def test_default_mode_matches_official(clean_palette_run, palette_root, official_predictors, tmp_path):
     ties = run_official(official_predictors(False), palette_root, tmp_path / "ref", ["clip_a", "clip_b"])
     assert assert_same_outputs(clean_palette_run, tmp_path / "ref", False, ties) == 12
@@ -123,6 +124,7 @@ def test_default_mode_matches_official(clean_palette_run, palette_root, official
         assert image.getpalette() == voc_palette()[: len(image.getpalette())]
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize(
     "layout, flags",
     [
@@ -152,6 +154,7 @@ def test_modes_match_official(
         assert len(output_files(tmp_path / "ours")) == per_video * len(videos)
 
 
+@pytest.mark.parity
 def test_object_appearing_later_needs_the_flag(
     palette_root, random_checkpoint, official_predictors, tmp_path, capsys
 ):
@@ -197,6 +200,7 @@ def test_one_object_at_a_time_merge_equals_stacked_non_overlap(score_thresh, tmp
 # ---------------------------------------------------------------------------------------------- resume
 
 
+@pytest.mark.parity
 def test_interrupted_run_resumes(
     palette_root, random_checkpoint, clean_palette_run, tmp_path, monkeypatch, capsys
 ):
@@ -249,6 +253,7 @@ def test_shards_cover_every_video_once():
     assert parse_shard("1/4") == (1, 4) and parse_shard(" 0 / 1 ") == (0, 1)
 
 
+@pytest.mark.parity
 def test_two_shards_write_disjoint_halves(palette_root, random_checkpoint, clean_palette_run, tmp_path):
     out = tmp_path / "out"
     assert main(cli(palette_root, out, random_checkpoint, "--shard", "0/2")) == 0
@@ -263,6 +268,7 @@ def test_two_shards_write_disjoint_halves(palette_root, random_checkpoint, clean
 # ---------------------------------------------------------------------------------------------- bad input
 
 
+@pytest.mark.parity
 def test_bad_videos_are_reported_and_skipped(palette_root, random_checkpoint, tmp_path, capsys, monkeypatch):
     root = tmp_path / "data"
     shutil.copytree(frames_dir(palette_root) / "clip_b", frames_dir(root) / "good")
@@ -361,6 +367,7 @@ def test_model_and_checkpoint_are_exclusive(tmp_path, capsys):
     assert "not allowed with" in capsys.readouterr().err
 
 
+@pytest.mark.parity
 def test_benchmark_runs_on_a_tiny_dataset(capsys):
     from benchmarks import vos_inference as benchmark
 

@@ -24,10 +24,12 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from apps.web.uploads import AppLimits
-from sam2_ui.render import DisplayMapping, marker_radius
+from sam2_ui.output.render import DisplayMapping, marker_radius
 from tests.support.app_helpers import running_app, write_clip
 from tests.support.browser import FRAME_GEOMETRY_JS
 from tests.support.session_helpers import make_frames
+
+pytestmark = [pytest.mark.browser, pytest.mark.server]
 
 VIEWPORT = {"width": 1280, "height": 800}
 LATENCY_MS = 150

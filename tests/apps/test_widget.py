@@ -16,10 +16,10 @@ from PIL import Image
 import sam2_ui
 from apps.web import App
 from sam2_ui import Session, SessionError
-from sam2_ui import widget as widget_module
-from sam2_ui.memory_view import CONDITIONING_COLOR, POINTER_COLOR
-from sam2_ui.quality import DoubtRule
-from sam2_ui.widget import SegmentWidget
+from sam2_ui.engine.quality import DoubtRule
+from sam2_ui.output.memory_view import CONDITIONING_COLOR, POINTER_COLOR
+from sam2_ui.widget import widget as widget_module
+from sam2_ui.widget.widget import SegmentWidget
 from tests.support.app_helpers import TEST_LIMITS, Tab, write_clip
 from tests.support.bad_media import UNOPENABLE, assert_plain, write_bad_media
 from tests.support.session_helpers import (

@@ -11,10 +11,13 @@ from __future__ import annotations
 import shutil
 
 import nbformat
+import pytest
 from playwright.sync_api import sync_playwright
 
 from tests.support.browser import CHROMIUM_ARGS
 from tests.support.jupyter_lab import changed_pixels, open_widget_notebook, run_cell, wait_for_pixels
+
+pytestmark = [pytest.mark.browser, pytest.mark.notebook, pytest.mark.parity]
 
 DISPLAY = (480, 270)
 BALL = (40, 95)  # the ball on frame 0 of the example clip, frame pixels (display = frame size here)

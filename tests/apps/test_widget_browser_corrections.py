@@ -12,10 +12,13 @@ import shutil
 from pathlib import Path
 
 import nbformat
+import pytest
 from playwright.sync_api import sync_playwright
 
 from tests.support.browser import CHROMIUM_ARGS
 from tests.support.jupyter_lab import open_widget_notebook, run_cell
+
+pytestmark = [pytest.mark.browser, pytest.mark.notebook, pytest.mark.parity]
 
 DISPLAY = (480, 270)
 FRAMES = 8

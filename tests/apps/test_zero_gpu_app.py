@@ -15,11 +15,13 @@ import pytest
 from gradio_client import Client, handle_file
 
 from sam2_ui import Session
-from sam2_ui.forked_gpu import ForkedGPU
-from sam2_ui.model_worker import serve
-from sam2_ui.worker_executor import WorkerExecutors
+from sam2_ui.engine.forked_gpu import ForkedGPU
+from sam2_ui.engine.model_worker import serve
+from sam2_ui.engine.worker_executor import WorkerExecutors
 from tests.support.app_helpers import masks_from_api, running_app, track_then_stop, write_clip
 from tests.support.session_helpers import all_masks, assert_same_masks, block_box, disc_centre, predictor
+
+pytestmark = pytest.mark.server
 
 NUM_FRAMES = 6
 
@@ -29,11 +31,6 @@ def launched(tmp_path_factory, mode: str):
     return gpu, running_app(
         tmp_path_factory.mktemp(f"zero-{mode}"), executor=WorkerExecutors(gpu(serve), predictor())
     )
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    return write_clip(tmp_path_factory.mktemp("clip") / "clip.mp4", num_frames=NUM_FRAMES)
 
 
 def client_for(url: str, root) -> Client:

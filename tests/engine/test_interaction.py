@@ -15,10 +15,11 @@ import pytest
 from PIL import Image
 
 from sam2_ui import DisplayMapping, Session, SessionError
-from sam2_ui.interaction import BOX, COMMANDS, NEGATIVE, POSITIVE, Interaction
-from sam2_ui.keys import KEYMAP, command_for_key
-from sam2_ui.quality import DoubtRule
-from sam2_ui.view import DOUBTFUL, MASKED, NOTHING, PROMPTED, STALE
+from sam2_ui.engine.quality import DoubtRule
+from sam2_ui.interaction.commands import BOX, COMMANDS, NEGATIVE, POSITIVE
+from sam2_ui.interaction.interaction import Interaction
+from sam2_ui.interaction.keys import KEYMAP, command_for_key
+from sam2_ui.interaction.view import DOUBTFUL, MASKED, NOTHING, PROMPTED, STALE
 from tests.support.bad_media import UNOPENABLE, assert_plain, write_bad_media
 from tests.support.session_helpers import (
     HEIGHT,
@@ -49,11 +50,6 @@ RECORDED = (
     "cancel",
     "segment_everything",
 )
-
-
-@pytest.fixture(scope="module")
-def frames() -> np.ndarray:
-    return make_frames()
 
 
 def record_calls(session: Session) -> list[tuple]:
@@ -515,7 +511,7 @@ def test_closing_while_a_video_opens_closes_the_new_session_too(frames, monkeypa
     monkeypatch.setattr(Session, "open", open_then_tab_closes)
     view = ui.open(frames)
     assert ui.session is None and view.errors == ["This session was closed: reload the page to start again."]
-    assert opened[0]._executor.state.objects == [] and opened[0]._cancel.is_set()
+    assert opened[0]._executor.state.objects == [] and opened[0]._guard.cancel.is_set()
 
 
 def damage_frame_3(ui: Interaction, monkeypatch) -> None:

@@ -1,5 +1,5 @@
-"""The compressed mask store (`sam2_ui.masks`): the same pixels as the bit-packed store it replaced, exact
-undo and redo, session files old and new, and far less memory on a long session."""
+"""The compressed mask store (`sam2_ui.engine.masks`): the same pixels as the bit-packed store it replaced,
+exact undo and redo, session files old and new, and far less memory on a long session."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from model.images.rle import decode_rle
 from sam2_ui import Session
-from sam2_ui.document import SessionState, from_document
-from sam2_ui.masks import PROPAGATION, MaskEntry
-from sam2_ui.persist import _Bounds
-from sam2_ui.rle import decode_rle
+from sam2_ui.engine.document import SessionState, from_document
+from sam2_ui.engine.masks import PROPAGATION, MaskEntry
+from sam2_ui.output.persist import _Bounds
 from tests.support.session_helpers import all_masks, make_frames, predictor
 from tests.support.synthetic_masks import frame_masks
 

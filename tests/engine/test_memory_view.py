@@ -1,5 +1,6 @@
-"""The memory view tells what tracking actually read: ``memory_layout`` against the stored outputs the
-tracking step touched, and the session's view of it (a pending prompt, undo, an unprompted object).
+"""The memory view tells what tracking actually read: the session's view of a frame while a run tracks it,
+against the model's memory selection on the memory bank as it stood, and the session's view after edits (a
+pending prompt, undo, an unprompted object).
 Also: the widget's three render layers stack up to the one-image render, and the strip's legend names every
 colour the strip draws.
 """
@@ -8,11 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-from model.video import memory_bank, memory_cache, step
+from model.video.tracking import pointer_frames, spatial_memory_frames
 from sam2_ui import Session
-from sam2_ui.memory_view import (
+from sam2_ui.output.memory_view import (
     BACKGROUND,
     EMPTY,
     LEGEND,
@@ -21,7 +21,7 @@ from sam2_ui.memory_view import (
     legend_html,
     render_memory_strip,
 )
-from sam2_ui.render import render_frame, render_layers
+from sam2_ui.output.render import render_frame, render_layers
 from tests.support.session_helpers import (
     block_box,
     disc_centre,
@@ -29,95 +29,89 @@ from tests.support.session_helpers import (
     predictor,
 )
 
+MEMORY_CLIP = 12  # frames: more than the 6 recent frames a memory holds, so its window fills and slides
 
-def test_memory_layout_names_the_frames_whose_memories_and_pointers_tracking_read(monkeypatch):
-    """Spy on what each tracking step reads from the memory bank (the stored outputs whose memory frames
-    are read, projected or reused, and whose object pointers are touched), then ask `memory_layout` about
-    the same frames."""
-    reads: dict[int, tuple[list[int], list[int]]] = {}
-    current: list[int] = []
-    original_group = step.condition_group
-    by_identity: dict[int, int] = {}  # id(FrameOutput) -> frame, read from the state's memory bank
-    live_state = []
 
-    def condition_group(model, features, group_reads, memories):
-        (read,) = group_reads  # one object: one read per step
-        for track in live_state[0].objects:
-            for t, out in [*track.cond.items(), *track.non_cond.items()]:
-                by_identity[id(out)] = t
-        current.append(read.frame)
-        reads[read.frame] = ([], [])
-        try:
-            return original_group(model, features, group_reads, memories)
-        finally:
-            current.pop()
+def read_by_tracking(model, frame: int, conditioning, stored, num_frames: int, reverse: bool) -> tuple:
+    """(conditioning, recent, pointers) that tracking reads for ``frame`` from a memory bank holding the
+    ``conditioning`` frames (in the order prompted) and the tracked outputs of ``stored``: the selection
+    `model.video.tracking.read_memory` makes for each step, by the same index-only functions."""
+    spatial = spatial_memory_frames(frame, conditioning, stored, model.num_maskmem, reverse)
+    max_ptrs = min(num_frames, model.max_obj_ptrs_in_encoder)
+    pointers = pointer_frames(frame, conditioning, stored, num_frames, max_ptrs, reverse)
+    return (
+        tuple(conditioning),
+        tuple((slot, t) for slot, t in spatial if slot > 0),
+        tuple(t for _, t, _ in pointers),
+    )
 
-    original_frame_kv = memory_cache.MemoryCache.frame_kv
-    original_maskmem = memory_bank.FrameOutput.maskmem_features
-    in_frame_kv: list[bool] = []
 
-    def spy_frame_kv(self, model, entry, *args, **kwargs):
-        # With keys and values kept, every memory frame goes through here (projected, or reused).
-        if current:
-            reads[current[-1]][0].append(by_identity[id(entry)])
-        in_frame_kv.append(True)
-        try:
-            return original_frame_kv(self, model, entry, *args, **kwargs)
-        finally:
-            in_frame_kv.pop()
+def shown(view) -> tuple:
+    assert view.note == "", view.note
+    return view.conditioning, view.recent, view.pointers
 
-    def get_maskmem(self):
-        # Without, the step reads each memory frame's features to project the memory whole.
-        if current and not in_frame_kv:
-            reads[current[-1]][0].append(by_identity[id(self)])
-        return original_maskmem.fget(self)
 
-    def get_pointer(self):
-        if current:
-            reads[current[-1]][1].append(by_identity[id(self)])
-        return self.__dict__["_spied_ptr"]
+def test_the_memory_view_of_a_frame_being_tracked_names_what_tracking_read_for_it():
+    """Two objects, one prompted on two frames, tracked forward then backward, then a correction tracked
+    over: while each frame is tracked, the session's memory view of it names the frames the step read from
+    the object's memory bank as it stood then (the conditioning frames, in the order prompted; the tracked
+    frames stored so far in the window before it; the object pointers), in the run's direction. After the
+    run the view is what tracking would read now; a pending correction counts as the conditioning frame the
+    next run reads. No spying: the selection is recomputed from the frames the run yielded so far."""
+    model = predictor().model
+    with Session.open(make_frames(MEMORY_CLIP), predictor()) as session:
+        disc, block = session.add_object("disc"), session.add_object("block")
+        session.add_point(1, disc, *disc_centre(1))
+        session.add_box(10, disc, *block_box(0))  # a second prompt, in the future of most frames
+        session.add_box(5, block, *block_box(5))  # prompted later than the first tracked frame
+        conditioning = {disc: (1, 10), block: (5,)}
+        stored: dict[int, set[int]] = {disc: set(), block: set()}  # tracked outputs in each memory bank
+        checked = 0
+        for event in session.propagate("both"):
+            for obj in (disc, block):
+                frame, reverse = event.frame_index, event.direction == "backward"
+                if frame in conditioning[obj]:
+                    continue  # a prompted frame is given, not tracked
+                expected = read_by_tracking(
+                    model, frame, conditioning[obj], stored[obj], MEMORY_CLIP, reverse
+                )
+                view = session.memory_view(frame, obj)
+                assert (shown(view), view.reverse) == (expected, reverse), (event.direction, frame, obj)
+                stored[obj].add(frame)
+                checked += 1
+        # Every frame for both objects, frame 1 twice (it starts both legs), less the disc's 1 (twice) and 10
+        # and the block's 5.
+        assert checked == 2 * (MEMORY_CLIP + 1) - 4
+        assert stored[disc] == set(range(MEMORY_CLIP)) - {1, 10} and stored[block] == set(
+            range(MEMORY_CLIP)
+        ) - {5}
 
-    def set_pointer(self, value):
-        self.__dict__["_spied_ptr"] = value
+        # The rule, written out for two of the frames (forward, while the run reached them).
+        assert read_by_tracking(model, 9, (1, 10), set(range(2, 9)), MEMORY_CLIP, False) == (
+            (1, 10),
+            ((1, 3), (2, 4), (3, 5), (4, 6), (5, 7), (6, 8)),
+            (1, 8, 7, 6, 5, 4, 3, 2),
+        )
+        assert read_by_tracking(model, 3, (5,), {1, 2}, MEMORY_CLIP, False) == (
+            (5,),
+            ((5, 1), (6, 2)),
+            (2, 1),
+        )
 
-    monkeypatch.setattr(step, "condition_group", condition_group)
-    monkeypatch.setattr(memory_cache.MemoryCache, "frame_kv", spy_frame_kv)
-    monkeypatch.setattr(memory_bank.FrameOutput, "maskmem_features", property(get_maskmem))
-    monkeypatch.setattr(memory_bank.FrameOutput, "obj_ptr", property(get_pointer, set_pointer), raising=False)
+        # Since the run, frame 0 is stored: frame 2's view names it although its step could not read it.
+        assert shown(session.memory_view(2, disc)) == ((1, 10), ((5, 0),), (1, 0))
 
-    p = predictor()
-    frames = make_frames(24)
-    state = p.init_state(frames)
-    live_state.append(state)
-    with torch.no_grad():
-        p.add_new_points_or_box(state, 3, 1, points=np.array([disc_centre(3)]), labels=np.array([1]))
-        p.add_new_points_or_box(state, 20, 1, box=np.array(block_box(0)))
-        for _ in p.propagate_in_video(state, start_frame_idx=3):
-            pass
-        forward = dict(reads)
-        reads.clear()
-        for _ in p.propagate_in_video(state, start_frame_idx=20, reverse=True):
-            pass
-    backward = reads
-    assert len(forward) == 19 and len(backward) == 19  # every tracked frame but the two prompted
-    checked = 0
-    for frame_idx, (memories, pointers) in forward.items():
-        if frame_idx > 20:  # tracked forward past the second prompt: forward again
-            layout = p.memory_layout(state, frame_idx, 1, reverse=False)
-        else:
-            continue  # frames 4..19 were tracked again backwards since
-        assert [*layout.conditioning, *(t for _, t in layout.recent)] == memories
-        assert list(layout.pointers) == pointers
-        checked += 1
-    for frame_idx, (memories, pointers) in backward.items():
-        layout = p.memory_layout(state, frame_idx, 1)  # the direction it was last tracked in
-        assert layout.reverse is (frame_idx < 20)
-        assert [*layout.conditioning, *(t for _, t in layout.recent)] == memories, frame_idx
-        assert list(layout.pointers) == pointers, frame_idx
-        checked += 1
-    assert checked >= 18
+        # A correction not tracked yet: the views name it as a conditioning frame, and the run reads that.
+        session.add_point(7, disc, *disc_centre(7), positive=False)
+        pending = {frame: shown(session.memory_view(frame, disc)) for frame in (8, 9)}
+        assert all(p[0] == (1, 10, 7) and 7 not in dict(p[1]).values() for p in pending.values())
+        for event in session.propagate("forward", start=7, end=9):
+            if event.frame_index in pending:
+                assert shown(session.memory_view(event.frame_index, disc)) == pending[event.frame_index]
+                checked += 1
+        assert checked == 2 * (MEMORY_CLIP + 1) - 4 + 2
     with pytest.raises(KeyError, match="no object"):
-        p.memory_layout(state, 0, 7)
+        predictor().memory_layout(predictor().init_state(make_frames(2)), 0, 7)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from sam2_ui import Session, SessionError
-from sam2_ui.interaction import Interaction
+from sam2_ui.interaction.interaction import Interaction
 from tests.support.bad_media import UNOPENABLE, write_bad_media
 from tests.support.messages import assert_no_internals, internals_in
 from tests.support.session_helpers import disc_centre, make_frames, predictor, write_mp4

@@ -16,9 +16,9 @@ from PIL import Image
 from pycocotools import mask as coco_mask
 from pycocotools.coco import COCO
 
-from sam2_ui.colors import PALETTE, davis_palette, davis_palette_flat, object_color
-from sam2_ui.errors import SessionError
-from sam2_ui.export import (
+from sam2_ui.engine.colors import PALETTE, davis_palette, davis_palette_flat, object_color
+from sam2_ui.engine.errors import SessionError
+from sam2_ui.output.export import (
     davis_indices,
     export_coco_json,
     export_davis_pngs,
@@ -27,7 +27,7 @@ from sam2_ui.export import (
     fps_fraction,
     object_folder_name,
 )
-from sam2_ui.render import DisplayMapping, render_frame
+from sam2_ui.output.render import DisplayMapping, render_frame
 
 # pycocotools.decode trips a numpy 2 deprecation warning.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")

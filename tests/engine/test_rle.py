@@ -1,5 +1,5 @@
-"""The engine's one run-length codec (`sam2_ui.rle`): exact round trips, and COCO strings byte-identical to
-pycocotools', without torch."""
+"""The engine's one run-length codec: exact round trips, and COCO strings byte-identical
+to pycocotools', without torch."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pycocotools.mask as coco
 import pytest
 
-from sam2_ui.rle import coco_rle, coco_rle_to_mask, decode_rle, encode_rle
+from model.images.rle import coco_rle, coco_rle_to_mask, decode_rle, encode_rle
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (7, 5), (64, 96), (33, 1)])
@@ -27,6 +27,6 @@ def test_both_layouts_round_trip_and_coco_strings_equal_pycocotools(shape):
 
 
 def test_the_codec_and_the_exporters_do_not_import_torch():
-    code = "import sys, sam2_ui.rle, sam2_ui.export; print('torch' in sys.modules)"
+    code = "import sys, model.images.rle, sam2_ui.output.export; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

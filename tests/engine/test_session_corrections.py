@@ -16,16 +16,10 @@ from PIL import Image
 
 from model import build_sam2_video_predictor
 from sam2_ui import Session, SessionError
-from sam2_ui.interaction import Interaction
-from tests.support.official_ref import build_official, save_official_checkpoint
-from tests.support.session_helpers import NUM_FRAMES, disc_centre, make_frames, predictor
+from sam2_ui.interaction.interaction import Interaction
+from tests.support.session_helpers import NUM_FRAMES, disc_centre, predictor
 
 CORRECTED = 3  # the tracked frame the correction is given on
-
-
-@pytest.fixture(scope="module")
-def frames() -> np.ndarray:
-    return make_frames()
 
 
 def tracked_then_corrected(session: Session) -> tuple[int, np.ndarray, np.ndarray]:
@@ -199,10 +193,13 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("as_cond", [True, False], ids=["corrections_as_conditioning", "official_default"])
 def test_corrected_sessions_match_the_official_predictor_built_with_the_same_flag(frames, tmp_path, as_cond):
     """The session (our predictor kept at the official default, the session choosing) against the official
     predictor built with ``add_all_frames_to_correct_as_cond`` = the session's setting, same calls."""
+    from tests.support.official_ref import build_official, save_official_checkpoint
+
     official = build_official(
         "sam2.1_hiera_tiny",
         image_size=256,

@@ -14,19 +14,14 @@ from tests.support.session_helpers import (
     assert_same_masks,
     block_box,
     disc_centre,
-    make_frames,
     predictor,
     state_of,
 )
 
 
-@pytest.fixture(scope="module")
-def frames() -> np.ndarray:
-    return make_frames()
-
-
 @pytest.fixture
 def session(frames):
+    """A session with no object yet (these tests make their own), instead of the conftest's prompted one."""
     with Session.open(frames, predictor()) as s:
         yield s
 

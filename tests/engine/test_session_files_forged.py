@@ -23,11 +23,6 @@ from tests.support.session_helpers import (
 )
 
 
-@pytest.fixture(scope="module")
-def frames() -> np.ndarray:
-    return make_frames()
-
-
 @pytest.fixture
 def saved(frames, tmp_path) -> dict:
     with Session.open(frames, predictor()) as session:

@@ -19,11 +19,6 @@ from tests.support.session_helpers import (
 )
 
 
-@pytest.fixture(scope="module")
-def frames() -> np.ndarray:
-    return make_frames()
-
-
 def test_array_opens_with_count_size_and_default_fps(frames):
     with Session.open(frames, predictor()) as session:
         assert session.num_frames == NUM_FRAMES

@@ -13,7 +13,7 @@ from PIL import Image
 from pycocotools import mask as coco_mask
 
 from sam2_ui import Session, SessionError
-from sam2_ui.prompts import action_to_json
+from sam2_ui.engine.prompts import action_to_json
 from tests.support.session_helpers import (
     HEIGHT,
     NUM_FRAMES,

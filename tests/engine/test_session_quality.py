@@ -10,23 +10,17 @@ import pytest
 
 from model import SAM2ImagePredictor
 from sam2_ui import Session, SessionError
-from sam2_ui.masks import PROMPT, PROPAGATION, MaskEntry
-from sam2_ui.propagation import plan_legs
-from sam2_ui.quality import DoubtRule, doubt_reasons, doubtful_frames
+from sam2_ui.engine.masks import PROMPT, PROPAGATION, MaskEntry
+from sam2_ui.engine.propagation import plan_legs
+from sam2_ui.engine.quality import DoubtRule, doubt_reasons, doubtful_frames
 from tests.support.session_helpers import (
     HEIGHT,
     NUM_FRAMES,
     WIDTH,
     block_box,
     disc_centre,
-    make_frames,
     predictor,
 )
-
-
-@pytest.fixture(scope="module")
-def frames() -> np.ndarray:
-    return make_frames()
 
 
 @pytest.fixture
@@ -38,16 +32,6 @@ def state(frames):
     p.add_new_points_or_box(state, 2, 2, box=block_box(2))
     yield state
     state.close()
-
-
-@pytest.fixture
-def session(frames):
-    """Two objects prompted on frame 2: the disc (a click) and the block (a box)."""
-    with Session.open(frames, predictor()) as s:
-        a, b = s.add_object("disc"), s.add_object("block")
-        s.add_point(2, a, *disc_centre(2))
-        s.add_box(2, b, *block_box(2))
-        yield s
 
 
 # ------------------------------------------------------------------------------------------------ predictor

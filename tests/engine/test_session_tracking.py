@@ -15,25 +15,9 @@ from tests.support.session_helpers import (
     assert_same_masks,
     block_box,
     disc_centre,
-    make_frames,
     predictor,
     state_of,
 )
-
-
-@pytest.fixture(scope="module")
-def frames() -> np.ndarray:
-    return make_frames()
-
-
-@pytest.fixture
-def session(frames):
-    """Two objects prompted on frame 2: the disc (a click) and the block (a box)."""
-    with Session.open(frames, predictor()) as s:
-        a, b = s.add_object("disc"), s.add_object("block")
-        s.add_point(2, a, *disc_centre(2))
-        s.add_box(2, b, *block_box(2))
-        yield s
 
 
 def _frames_of(events: list[PropagationProgress]) -> list[int]:

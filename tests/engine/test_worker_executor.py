@@ -14,13 +14,13 @@ import pytest
 import torch
 
 from sam2_ui import Session, SessionError
-from sam2_ui.forked_gpu import ForkedGPU
-from sam2_ui.gpu_budget import ZERO_GPU_MAX_SECONDS, GpuBudget, replay_frames
-from sam2_ui.model_calls import ModelCall
-from sam2_ui.model_worker import serve
-from sam2_ui.prompts import AddPoint, Leg, Propagate, log_version
-from sam2_ui.propagation import split_legs
-from sam2_ui.worker_executor import WorkerExecutors
+from sam2_ui.engine.forked_gpu import ForkedGPU
+from sam2_ui.engine.gpu_budget import ZERO_GPU_MAX_SECONDS, GpuBudget, replay_frames
+from sam2_ui.engine.model_calls import ModelCall
+from sam2_ui.engine.model_worker import serve
+from sam2_ui.engine.prompts import AddPoint, Leg, Propagate, log_version
+from sam2_ui.engine.propagation import split_legs
+from sam2_ui.engine.worker_executor import WorkerExecutors
 from tests.support.session_helpers import (
     all_masks,
     assert_same_masks,
@@ -283,7 +283,7 @@ def test_split_legs_cuts_each_leg_where_the_budget_ends():
 
 
 def test_a_log_has_the_same_version_after_pickling():
-    from sam2_ui.prompts import SetMask, read_only
+    from sam2_ui.engine.prompts import SetMask, read_only
 
     log = [
         AddPoint(0, 1, 3.0, 4.0, True),

@@ -30,7 +30,10 @@ from model.images.amg_utils import (
 )
 
 # pycocotools.decode trips a numpy 2 deprecation warning.
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+pytestmark = [
+    pytest.mark.parity,
+    pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"),
+]
 
 
 def random_masks(seed: int, n: int, h: int, w: int) -> torch.Tensor:

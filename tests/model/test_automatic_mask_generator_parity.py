@@ -22,7 +22,10 @@ from tests.support.hub_cache import populate_hub_cache
 from tests.support.official_ref import build_official, save_official_checkpoint
 from tests.support.synthetic import shapes_image
 
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # pycocotools
+pytestmark = [
+    pytest.mark.parity,
+    pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"),  # pycocotools
+]
 
 CONFIG = "sam2.1_hiera_tiny"
 IMAGE_HW = (320, 480)

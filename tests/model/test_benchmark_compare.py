@@ -63,6 +63,7 @@ def report(tmp_path_factory) -> tuple[dict, str]:
     return json.loads(path.read_text()), capture.read_text()
 
 
+@pytest.mark.parity
 def test_quick_run_reports_every_row_with_both_sides_positive(report):
     data, _ = report
     rows = data["rows"]
@@ -84,6 +85,7 @@ def test_quick_run_reports_every_row_with_both_sides_positive(report):
             assert all(s > 0 for side in ("ours", "official") for s in row["samples"][side]), label
 
 
+@pytest.mark.parity
 def test_quick_run_judges_the_issue_targets_and_prints_the_table(report):
     data, printed = report
     by_key = {(row["key"], row["precision"]): row for row in data["rows"]}

@@ -14,6 +14,8 @@ from model.loading.checkpoint import identify_config, load_into, official_url, r
 from model.loading.configs import CONFIGS
 from tests.support.official_ref import build_official, official_build_sam2, save_official_checkpoint
 
+pytestmark = pytest.mark.parity
+
 _INITS = ("trunc_normal_", "normal_", "uniform_", "kaiming_uniform_", "kaiming_normal_", "xavier_uniform_")
 
 

@@ -14,6 +14,8 @@ from model.network.neck import FpnNeck
 from model.network.position_encoding import SinePositionEncoding2d
 from tests.support.official_ref import build_official, rel_max_abs_diff
 
+pytestmark = pytest.mark.parity
+
 TOL = 1e-4
 
 

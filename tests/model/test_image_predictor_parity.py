@@ -12,6 +12,8 @@ from model.loading.build import build_sam2
 from tests.support.official_ref import build_official, rel_max_abs_diff, save_official_checkpoint
 from tests.support.synthetic import shapes_image
 
+pytestmark = pytest.mark.parity
+
 # (config, image height, width): both versions, neither image square.
 CASES = [("sam2.1_hiera_tiny", 480, 640), ("sam2_hiera_tiny", 600, 400)]
 MEASURED: dict[str, float] = {}

@@ -12,6 +12,8 @@ from model.network.rope import AxialRoPE, axial_rope_angles, rotate_pairs
 from tests.support.hardware import needs_avx512_for_cpu_bf16
 from tests.support.official_ref import build_official, rel_max_abs_diff
 
+pytestmark = pytest.mark.parity
+
 TOL = 1e-4
 IMAGE_SIZE = 256  # stride-16 grid of 16x16 keeps the official model cheap to build and run
 

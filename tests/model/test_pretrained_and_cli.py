@@ -14,6 +14,8 @@ from tests.support.hub_cache import populate_hub_cache
 from tests.support.official_ref import build_official, save_official_checkpoint
 from tests.support.synthetic import shapes_image
 
+pytestmark = pytest.mark.parity
+
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):

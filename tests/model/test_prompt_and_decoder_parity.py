@@ -15,6 +15,8 @@ from model.network.prompt_encoder import PromptEncoder
 from model.network.two_way_transformer import TwoWayTransformer
 from tests.support.official_ref import build_official, rel_max_abs_diff
 
+pytestmark = pytest.mark.parity
+
 TOL = 1e-4
 BATCH = 3
 

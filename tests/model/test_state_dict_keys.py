@@ -9,6 +9,8 @@ from model.loading.build import build_sam2
 from model.loading.configs import CONFIGS
 from tests.support.official_ref import build_official
 
+pytestmark = pytest.mark.parity
+
 
 def shapes(module: torch.nn.Module) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in module.state_dict().items()}

@@ -11,8 +11,9 @@ import torch
 from PIL import Image
 
 from model.errors import VideoSourceError
+from model.video.frame_source import FrameSource
 from model.video.video_file import VideoFileSource
-from model.video.video_frames import FrameSource, list_frame_files, open_frames
+from model.video.video_frames import list_frame_files, open_frames
 
 NUM_FRAMES, HEIGHT, WIDTH = 12, 96, 128
 SQUARE, STEP = 16, 8
@@ -101,6 +102,7 @@ def test_mp4_frames_are_close_to_the_originals(clip, media):
     assert max(diffs) < 4.0
 
 
+@pytest.mark.parity
 def test_jpeg_folder_network_input_matches_official_loader(media):
     from sam2.utils.misc import load_video_frames
 
@@ -114,6 +116,7 @@ def test_jpeg_folder_network_input_matches_official_loader(media):
     assert torch.equal(ours, images)
 
 
+@pytest.mark.parity
 def test_every_pixel_level_is_normalised_as_the_official_loader_does(tmp_path):
     from sam2.utils.misc import _load_img_as_tensor
 

@@ -124,6 +124,7 @@ def track_with_corrections(predictor, clip: Path):
     return state, [(f, list(ids), masks.clone()) for f, ids, masks in outputs]
 
 
+@pytest.mark.parity
 def test_tiny_ram_budget_spills_to_disk_and_changes_nothing(tmp_path, monkeypatch):
     from tests.support.official_ref import build_official, save_official_checkpoint
 

@@ -52,6 +52,8 @@ from tests.support.video_scenarios import (
     run_scenario,
 )
 
+pytestmark = pytest.mark.parity
+
 CONFIGS = ["sam2.1_hiera_tiny", "sam2_hiera_tiny"]
 BOOKKEEPING_CONFIGS = CONFIGS
 SMALL_SIZE = 256

@@ -25,6 +25,8 @@ from model import build_sam2_video_predictor
 from model.video.video_frames import open_frames
 from tests.support.official_ref import build_official, save_official_checkpoint
 
+pytestmark = pytest.mark.parity
+
 NUM_FRAMES, HEIGHT, WIDTH = 8, 96, 128
 IMAGE_SIZE = 256
 # Grey levels that survive PyAV's RGB -> yuv420p -> RGB round trip unchanged (checked below).

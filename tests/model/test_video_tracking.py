@@ -19,6 +19,8 @@ from model.video.memory_bank import TensorVault
 from tests.support.hardware import needs_avx512_for_cpu_bf16
 from tests.support.official_ref import build_official, save_official_checkpoint
 
+pytestmark = pytest.mark.parity
+
 IMAGE_SIZE = 256
 NUM_FRAMES = 6
 HEIGHT, WIDTH = 96, 128

@@ -19,8 +19,8 @@ from PIL import Image
 
 from apps.web import App, launch
 from apps.web.uploads import AppLimits
-from sam2_ui.interaction import Interaction
-from sam2_ui.rle import coco_rle_to_mask
+from model.images.rle import coco_rle_to_mask
+from sam2_ui.interaction.interaction import Interaction
 from tests.support.session_helpers import make_frames, predictor, write_mp4
 
 CLIP_FPS = 10

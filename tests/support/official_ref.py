@@ -6,11 +6,10 @@ error here, never a skip: the parity tests are part of the suite.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
 from model.loading.configs import resolve_config
+from tests.support.checkpoints import save_official_checkpoint  # noqa: F401  (kept here for the parity tests)
 
 try:
     import sam2  # noqa: F401  (the official package)
@@ -58,14 +57,6 @@ def build_official(
     )
     randomize_(model, seed)
     return model.eval()
-
-
-def save_official_checkpoint(model: torch.nn.Module, path: Path) -> Path:
-    """Write ``{"model": state_dict}`` exactly as the official checkpoints are laid out."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": model.state_dict()}, path)
-    return path
 
 
 def rel_max_abs_diff(ours: torch.Tensor, ref: torch.Tensor) -> float:

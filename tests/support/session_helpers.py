@@ -98,7 +98,7 @@ def assert_same_masks(a: dict, b: dict) -> None:
 
 def state_of(session) -> dict:
     """Everything a user can observe about a session, in comparable form."""
-    from sam2_ui.prompts import action_to_json
+    from sam2_ui.engine.prompts import action_to_json
 
     return {
         "objects": session.objects,

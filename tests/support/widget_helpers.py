@@ -17,7 +17,7 @@ import numpy as np
 from ipycanvas.canvas import _CANVAS_MANAGER, COMMANDS
 from PIL import Image
 
-from sam2_ui.widget import FRAME_LAYER, MARKER_LAYER, MASK_LAYER, SegmentWidget
+from sam2_ui.widget.widget import FRAME_LAYER, MARKER_LAYER, MASK_LAYER, SegmentWidget
 
 COMMAND_NAMES = {code: name for name, code in COMMANDS.items()}
 LAYER_NAMES = {FRAME_LAYER: "frame", MASK_LAYER: "masks", MARKER_LAYER: "markers"}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The fast loop: the setup of scripts/test.sh (skipped while what it installs from is unchanged), then every
+# test not marked browser, notebook, server, parity or slow (pyproject.toml registers the marks). The whole
+# suite, lint included, is `bash scripts/test.sh` (what CI runs). Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+TORCH_VERSION=${TORCH_VERSION:-2.14.1}
+TORCHVISION_VERSION=${TORCHVISION_VERSION:-0.29.1}
+STAMP="$VENV/.test-setup"
+WANT="$(cat requirements.txt pyproject.toml "$0" | sha256sum | cut -d' ' -f1) torch $TORCH_VERSION $TORCHVISION_VERSION"
+if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
+  python3 -m venv "$VENV"
+  . "$VENV/bin/activate"
+  python -m pip install --quiet --upgrade pip
+  python -m pip install --quiet "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
+  python -m pip install --quiet -r requirements.txt -e ".[test]"
+  # Collecting the parity modules imports the official package, even where they are left out.
+  SAM2_BUILD_CUDA=0 python -m pip install --quiet --no-build-isolation "sam2==1.1.0"
+  echo "$WANT" >"$STAMP"
+fi
+. "$VENV/bin/activate"
+python -m pytest -m "not (browser or notebook or server or parity or slow)" "$@"
