@@ -29,6 +29,7 @@ from sam2_ui.engine.errors import SessionError
 from sam2_ui.engine.executor import ExecutorFactory
 from sam2_ui.engine.media import Limits, open_media, plain_words
 from sam2_ui.engine.predictor import predictor_device
+from sam2_ui.interaction.commands import DEFAULT_DISPLAY
 from sam2_ui.interaction.interaction import Interaction
 from sam2_ui.interaction.keys import KEYMAP
 from sam2_ui.interaction.view import View
@@ -44,7 +45,6 @@ from .tab_state import TabState
 from .uploads import AppLimits, check_upload
 from .zero_gpu import on_zero_gpu, zero_gpu_executors
 
-DISPLAY_SIZE = (960, 640)
 KEEP_EXPORTS = 3
 THUMBNAIL_SIZE = (160, 96)
 TITLE = "SAM 2 — segment and track"
@@ -61,7 +61,7 @@ class App:
         self,
         predictor: Any,
         limits: AppLimits | None = None,
-        display_size: tuple[int, int] = DISPLAY_SIZE,
+        display_size: tuple[int, int] = DEFAULT_DISPLAY,
         examples_dir: str | Path | None = None,
         model_label: str = "",
         work_root: str | Path | None = None,

@@ -9,7 +9,7 @@ POSITIVE, NEGATIVE, BOX = "positive", "negative", "box"
 TOOLS = (POSITIVE, NEGATIVE, BOX)
 DIRECTIONS = ("forward", "backward", "both")
 EXPORT_KINDS = ("pngs", "davis", "coco", "video", "session")
-DEFAULT_DISPLAY = (960, 720)
+DEFAULT_DISPLAY = (960, 640)  # (max width, max height) frames are drawn at, in every front end
 MAX_POINTS_PER_SIDE = 64
 
 COMMANDS: tuple[str, ...] = (

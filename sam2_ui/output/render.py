@@ -166,14 +166,6 @@ class Layers:
     markers: np.ndarray
     mapping: DisplayMapping
 
-    def composite(self) -> np.ndarray:
-        """The three layers flattened into one h, w, 3 uint8 image."""
-        out = self.frame.astype(np.float32)
-        for layer in (self.masks, self.markers):
-            a = layer[..., 3:].astype(np.float32) / 255.0
-            out = out * (1.0 - a) + layer[..., :3].astype(np.float32) * a
-        return np.clip(out + 0.5, 0, 255).astype(np.uint8)
-
 
 def render_layers(
     rgb: np.ndarray,

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..engine.errors import SessionError
+from ..interaction.commands import DEFAULT_DISPLAY
 from ..session import Session
-from .widget import DEFAULT_DISPLAY, SegmentWidget
+from .widget import SegmentWidget
 from .widget_error import ErrorWidget
 
 

@@ -26,7 +26,7 @@ from ipycanvas import MultiCanvas, hold_canvas
 
 from ..engine.colors import css_hex
 from ..engine.errors import SessionError
-from ..interaction.commands import BOX, DIRECTIONS, EXPORT_KINDS, NEGATIVE, POSITIVE
+from ..interaction.commands import BOX, DEFAULT_DISPLAY, DIRECTIONS, EXPORT_KINDS, NEGATIVE, POSITIVE
 from ..interaction.interaction import Interaction
 from ..interaction.keys import command_for_key
 from ..interaction.timeline import frame_at, render_timelines
@@ -43,7 +43,6 @@ except ImportError:  # pragma: no cover - exercised only where ipyevents is miss
     DomEvent = None
 
 FRAME_LAYER, MASK_LAYER, MARKER_LAYER = 0, 1, 2
-DEFAULT_DISPLAY = (960, 640)
 DRAG_MIN_PX = 6.0  # a press that moves less than this (canvas pixels) is a click, more is a box drag
 MESSAGE_LINES = 3  # the message log shows this many of the latest messages
 STREAM_INTERVAL_S = 0.1  # during tracking, draw a tracked frame at most this often

@@ -22,6 +22,7 @@ from sam2_ui.output.memory_view import (
     render_memory_strip,
 )
 from sam2_ui.output.render import render_frame, render_layers
+from tests.support.canvas import composite
 from tests.support.session_helpers import (
     block_box,
     disc_centre,
@@ -160,7 +161,7 @@ def test_the_three_layers_stack_up_to_the_single_image_render():
         image, mapping = render_frame(*args, display_size=display)
         layers = render_layers(*args, display_size=display)
         assert layers.mapping == mapping and layers.masks.shape[:2] == image.shape[:2]
-        assert np.abs(layers.composite().astype(int) - image).max() <= 2
+        assert np.abs(composite(layers).astype(int) - image).max() <= 2
         assert layers.markers[..., 3].any() and not layers.masks[:2, :2, 3].any()
         plain, _ = render_frame(rgb, {}, {}, display_size=display)
         assert np.array_equal(layers.frame, plain)  # the frame layer is the bare frame
