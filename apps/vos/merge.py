@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from model.network.sam2 import NO_OBJECT_LOGIT
-from model.video.predictor_parts import OVERLAP_LOSER_MAX_LOGIT
+from model.video.non_overlap import OVERLAP_LOSER_MAX_LOGIT
 
 
 class LabelMerger:

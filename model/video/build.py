@@ -2,13 +2,12 @@
 defaults of video, the predictor flags, and the official ``hydra_overrides_extra`` spelling of them.
 
 `build_video_model` returns the network and the predictor's keyword arguments; the predictor module, which
-imports this one, makes the predictor from them, so this module needs no predictor class.
+imports this one, makes the predictor from them (``SAM2VideoPredictor(model, **options)``).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -79,10 +78,3 @@ def build_video_model(
     if vos_optimized:
         compile_components(model)
     return model, options
-
-
-def build_video_predictor(predictor_class: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """``predictor_class(model, **options)`` from `build_video_model` (same arguments): what `video_predictor`
-    calls today; the predictor module can call `build_video_model` itself and construct its own class."""
-    model, options = build_video_model(*args, **kwargs)
-    return predictor_class(model, **options)

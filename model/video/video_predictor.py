@@ -1,7 +1,8 @@
 """Interactive video segmentation with the official ``SAM2VideoPredictor`` API (the per-object predictor).
 
-The predictor only keeps the books: which object was prompted where, which outputs are pending and which are
-memory, what to return. The network work is ``model.video.step``; frames come lazily from
+The predictor checks the arguments, runs the network on the prompted or tracked frame (``model.video.step``)
+and hands the output to its bookkeeping (``model.video.predictor_bookkeeping``), which knows which object was
+prompted where, which outputs are pending and which are memory, and what to return. Frames come lazily from
 ``model.video_frames``; outputs live in the state's memory bank (``model.memory_bank``).
 
 Objects are tracked independently (batch size 1 each) and can be added at any time. Clicks on a frame an
@@ -17,34 +18,34 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from model.loading.configs import SAM2Config
 from model.loading.hub import locate_checkpoint
 from model.network.sam2 import SAM2Model
-from model.video.build import build_video_predictor
+from model.video.build import build_video_model
 from model.video.frame_features import FrameFeatures
 from model.video.memory_bank import DEFAULT_RAM_BUDGET_MB
 from model.video.memory_cache import DEFAULT_CONDITIONED_FRAMES, DEFAULT_KV_BUDGET_MB, MemoryCache
-from model.video.predictor_parts import (  # noqa: F401 - apply_non_overlap: also imported from here
-    OVERLAP_LOSER_MAX_LOGIT,
+from model.video.predictor_bookkeeping import (
     PredictorBookkeeping,
-    apply_non_overlap,
     check_frame_index,
-    cpu_tensor,
+    correction_logits,
+    drop_prompts,
+    frame_scores,
     new_object_undone_on_error,
+    object_memory,
+    run_frames,
 )
+from model.video.prompt_inputs import mask_prompt, network_points, point_prompt
 from model.video.step import track_objects, track_step
+from model.video.tracking import MemoryLayout
 from model.video.video_frames import open_frames
 from model.video.video_state import VideoState
-
-PREV_LOGIT_CLAMP = 32.0
-"""Earlier logits fed back with correction clicks are clamped to +-32, as the official predictor does."""
 
 FrameMasks = tuple[int, list, torch.Tensor]
 
 
-class SAM2VideoPredictor(PredictorBookkeeping):
+class SAM2VideoPredictor:
     """Tracks objects through a video from point, box and mask prompts.
 
     Arguments:
@@ -90,11 +91,15 @@ class SAM2VideoPredictor(PredictorBookkeeping):
         batch_objects: bool | None = None,
     ) -> None:
         self.model = model
-        self.fill_hole_area = fill_hole_area
-        self.non_overlap_masks = non_overlap_masks
-        self.clear_non_cond_mem_around_input = clear_non_cond_mem_around_input
-        self.add_all_frames_to_correct_as_cond = add_all_frames_to_correct_as_cond
-        self.binarize_mask_from_pts_for_mem_enc = binarize_mask_from_pts_for_mem_enc
+        # The five official output flags live in the bookkeeping; the properties below read and set them.
+        self.bookkeeping = PredictorBookkeeping(
+            model,
+            fill_hole_area=fill_hole_area,
+            non_overlap_masks=non_overlap_masks,
+            clear_non_cond_mem_around_input=clear_non_cond_mem_around_input,
+            add_all_frames_to_correct_as_cond=add_all_frames_to_correct_as_cond,
+            binarize_mask_from_pts_for_mem_enc=binarize_mask_from_pts_for_mem_enc,
+        )
         self.state_ram_budget_mb = state_ram_budget_mb
         self.feature_cache_size = feature_cache_size
         self.prefetch_frames = prefetch_frames
@@ -108,7 +113,8 @@ class SAM2VideoPredictor(PredictorBookkeeping):
         or an official checkpoint file. Keyword arguments go to ``build_sam2_video_predictor``.
         """
         config_name, path = locate_checkpoint(model_id)
-        return build_video_predictor(cls, config_name, path, **kwargs)
+        model, options = build_video_model(config_name, path, **kwargs)
+        return cls(model, **options)
 
     @property
     def device(self) -> torch.device:
@@ -117,6 +123,47 @@ class SAM2VideoPredictor(PredictorBookkeeping):
     @property
     def image_size(self) -> int:
         return self.model.image_size
+
+    # ------------------------------------------------------------------ the official flags
+    @property
+    def fill_hole_area(self) -> int:
+        return self.bookkeeping.fill_hole_area
+
+    @fill_hole_area.setter
+    def fill_hole_area(self, value: int) -> None:
+        self.bookkeeping.fill_hole_area = value
+
+    @property
+    def non_overlap_masks(self) -> bool:
+        return self.bookkeeping.non_overlap_masks
+
+    @non_overlap_masks.setter
+    def non_overlap_masks(self, value: bool) -> None:
+        self.bookkeeping.non_overlap_masks = value
+
+    @property
+    def clear_non_cond_mem_around_input(self) -> bool:
+        return self.bookkeeping.clear_non_cond_mem_around_input
+
+    @clear_non_cond_mem_around_input.setter
+    def clear_non_cond_mem_around_input(self, value: bool) -> None:
+        self.bookkeeping.clear_non_cond_mem_around_input = value
+
+    @property
+    def add_all_frames_to_correct_as_cond(self) -> bool:
+        return self.bookkeeping.add_all_frames_to_correct_as_cond
+
+    @add_all_frames_to_correct_as_cond.setter
+    def add_all_frames_to_correct_as_cond(self, value: bool) -> None:
+        self.bookkeeping.add_all_frames_to_correct_as_cond = value
+
+    @property
+    def binarize_mask_from_pts_for_mem_enc(self) -> bool:
+        return self.bookkeeping.binarize_mask_from_pts_for_mem_enc
+
+    @binarize_mask_from_pts_for_mem_enc.setter
+    def binarize_mask_from_pts_for_mem_enc(self, value: bool) -> None:
+        self.bookkeeping.binarize_mask_from_pts_for_mem_enc = value
 
     # ------------------------------------------------------------------ session
     @torch.inference_mode()
@@ -205,50 +252,21 @@ class SAM2VideoPredictor(PredictorBookkeeping):
         """
         state = inference_state
         frame_idx = check_frame_index(state, frame_idx)
-        if (points is None) != (labels is None):
-            raise ValueError("points and labels must be provided together")
-        if points is None and box is None:
-            raise ValueError("at least one of points or box must be provided as input")
-        points = torch.zeros(0, 2) if points is None else cpu_tensor(points, torch.float32)
-        labels = torch.zeros(0, dtype=torch.int32) if labels is None else cpu_tensor(labels, torch.int32)
-        if points.dim() == 2:
-            points = points.unsqueeze(0)
-        if labels.dim() == 1:
-            labels = labels.unsqueeze(0)
-        if points.shape[-1] != 2 or points.shape[:2] != labels.shape[:2]:
-            raise ValueError(
-                f"points must be N x 2 with one label each; got points {tuple(points.shape)}, "
-                f"labels {tuple(labels.shape)}"
-            )
-        if box is not None:
-            if not clear_old_points:
-                raise ValueError(
-                    "cannot add a box without clearing old points: a box must come before any click "
-                    "(use clear_old_points=True)"
-                )
-            box = cpu_tensor(box, torch.float32).reshape(1, 2, 2)
-            points = torch.cat([box, points], dim=1)
-            labels = torch.cat([torch.tensor([[2, 3]], dtype=torch.int32), labels], dim=1)
-        if normalize_coords:
-            points = points / torch.tensor([state.video_width, state.video_height])
-        points = (points * self.image_size).to(state.device)
-        labels = labels.to(state.device)
-
+        points, labels = point_prompt(points, labels, box, clear_old_points)
+        video_size = (state.video_width, state.video_height) if normalize_coords else None
+        points, labels = network_points(points, labels, video_size, self.image_size, state.device)
         with new_object_undone_on_error(state, obj_id) as track:
             if not clear_old_points and frame_idx in track.points:
                 old_points, old_labels = track.points[frame_idx]
                 points = torch.cat([old_points, points], dim=1)
                 labels = torch.cat([old_labels, labels], dim=1)
-            is_init_cond_frame, reverse, is_cond = self._prompt_kind(state, track, frame_idx)
-            prev = track.latest_output(frame_idx, is_cond)
-            prev_logits = None
-            if prev is not None:
-                prev_logits = prev.pred_masks.to(state.device).clamp(-PREV_LOGIT_CLAMP, PREV_LOGIT_CLAMP)
+            is_init_cond_frame, reverse, is_cond = self.bookkeeping.prompt_kind(state, track, frame_idx)
+            prev_logits = correction_logits(state, track, frame_idx, is_cond)
             step = track_step(
                 self.model,
                 state.features[frame_idx],
                 frame_idx,
-                self._memory(state, track),
+                object_memory(state, track),
                 state.num_frames,
                 is_init_cond_frame=is_init_cond_frame,
                 point_coords=points,
@@ -259,8 +277,8 @@ class SAM2VideoPredictor(PredictorBookkeeping):
             )
         track.points[frame_idx] = (points, labels)
         track.masks.pop(frame_idx, None)
-        track.temp_outputs(is_cond)[frame_idx], _ = self._store(state, step)
-        return frame_idx, state.obj_ids, self._frame_masks(state, frame_idx, is_cond)
+        masks = self.bookkeeping.keep_prompt_output(state, track, frame_idx, is_cond, step)
+        return frame_idx, state.obj_ids, masks
 
     def add_new_points(self, *args, **kwargs) -> FrameMasks:
         """Deprecated alias of ``add_new_points_or_box``."""
@@ -275,24 +293,14 @@ class SAM2VideoPredictor(PredictorBookkeeping):
         """
         state = inference_state
         frame_idx = check_frame_index(state, frame_idx)
-        mask = cpu_tensor(mask, torch.bool)
-        if mask.dim() != 2:
-            raise ValueError(f"the mask must be 2-D (H, W), got shape {tuple(mask.shape)}")
-        size = self.image_size
-        mask_input = mask[None, None].float().to(state.device)
-        if tuple(mask.shape) != (size, size):
-            mask_input = F.interpolate(
-                mask_input, size=(size, size), mode="bilinear", align_corners=False, antialias=True
-            )
-            mask_input = (mask_input >= 0.5).float()
-
+        mask_input = mask_prompt(mask, self.image_size, state.device)
         with new_object_undone_on_error(state, obj_id) as track:
-            is_init_cond_frame, reverse, is_cond = self._prompt_kind(state, track, frame_idx)
+            is_init_cond_frame, reverse, is_cond = self.bookkeeping.prompt_kind(state, track, frame_idx)
             step = track_step(
                 self.model,
                 state.features[frame_idx],
                 frame_idx,
-                self._memory(state, track),
+                object_memory(state, track),
                 state.num_frames,
                 is_init_cond_frame=is_init_cond_frame,
                 mask=mask_input,
@@ -301,8 +309,8 @@ class SAM2VideoPredictor(PredictorBookkeeping):
             )
         track.masks[frame_idx] = mask_input
         track.points.pop(frame_idx, None)
-        track.temp_outputs(is_cond)[frame_idx], _ = self._store(state, step)
-        return frame_idx, state.obj_ids, self._frame_masks(state, frame_idx, is_cond)
+        masks = self.bookkeeping.keep_prompt_output(state, track, frame_idx, is_cond, step)
+        return frame_idx, state.obj_ids, masks
 
     @torch.inference_mode()
     def clear_all_prompts_in_frame(
@@ -315,18 +323,10 @@ class SAM2VideoPredictor(PredictorBookkeeping):
         state = inference_state
         frame_idx = check_frame_index(state, frame_idx)
         track = state.track(obj_id)  # as the official predictor does, an unknown id becomes a new object
-        track.points.pop(frame_idx, None)
-        track.masks.pop(frame_idx, None)
-        track.temp_cond.pop(frame_idx, None)
-        track.temp_non_cond.pop(frame_idx, None)
-        out = track.cond.pop(frame_idx, None)
-        if out is not None:
-            track.non_cond[frame_idx] = out
-            track.tracked.pop(frame_idx, None)
+        drop_prompts(track, frame_idx)
         if not need_output:
             return None
-        is_cond = any(frame_idx in t.temp_cond for t in state.objects)
-        return frame_idx, state.obj_ids, self._frame_masks(state, frame_idx, is_cond)
+        return frame_idx, state.obj_ids, self.bookkeeping.current_frame_masks(state, frame_idx)
 
     @torch.inference_mode()
     def remove_object(
@@ -357,33 +357,14 @@ class SAM2VideoPredictor(PredictorBookkeeping):
         updated = []
         if need_output:
             for frame_idx in prompted:
-                is_cond = any(frame_idx in t.temp_cond for t in state.objects)
-                updated.append((frame_idx, self._frame_masks(state, frame_idx, is_cond)))
+                updated.append((frame_idx, self.bookkeeping.current_frame_masks(state, frame_idx)))
         return state.obj_ids, updated
 
     # ------------------------------------------------------------------ propagation
     @torch.inference_mode()
     def propagate_in_video_preflight(self, inference_state: VideoState) -> None:
         """Encode pending prompt outputs into memory; every object needs a prompted frame."""
-        state = inference_state
-        if not state.objects:
-            raise RuntimeError("no points, box or mask were given for any object; add prompts first")
-        for track in state.objects:
-            for is_cond in (False, True):
-                pending = track.temp_outputs(is_cond)
-                for frame_idx, out in pending.items():
-                    if not out.has_memory:
-                        out = self._with_memory(state, frame_idx, out)
-                    track.outputs(is_cond)[frame_idx] = out
-                    if self.clear_non_cond_mem_around_input:
-                        self._clear_memory_around(track, frame_idx)
-                pending.clear()
-            if not track.cond:
-                raise RuntimeError(
-                    f"no points, box or mask were given for object id {track.obj_id}; add prompts first"
-                )
-            for frame_idx in track.cond:
-                track.non_cond.pop(frame_idx, None)
+        self.bookkeeping.file_pending_outputs(inference_state)
 
     @torch.inference_mode()
     def propagate_in_video(
@@ -404,46 +385,77 @@ class SAM2VideoPredictor(PredictorBookkeeping):
         state = inference_state
         self.propagate_in_video_preflight(state)
         obj_ids = state.obj_ids
-        if start_frame_idx is None:
-            start_frame_idx = min(t for track in state.objects for t in track.cond)
-        start_frame_idx = check_frame_index(state, start_frame_idx)
-        if max_frame_num_to_track is None:
-            max_frame_num_to_track = state.num_frames
-        if reverse:
-            end = max(start_frame_idx - max_frame_num_to_track, 0)
-            order = range(start_frame_idx, end - 1, -1) if start_frame_idx > 0 else range(0)
-        else:
-            end = min(start_frame_idx + max_frame_num_to_track, state.num_frames - 1)
-            order = range(start_frame_idx, end + 1)
-
+        order = run_frames(state, start_frame_idx, max_frame_num_to_track, reverse)
         state.features.prefetch(order)
         for frame_idx in order:
-            per_object: list[torch.Tensor | None] = []
-            to_track = []
-            for i, track in enumerate(state.objects):
-                if frame_idx in track.cond:
-                    per_object.append(track.cond[frame_idx].pred_masks.to(state.device))
-                    if self.clear_non_cond_mem_around_input:
-                        self._clear_memory_around(track, frame_idx)
-                else:
-                    per_object.append(None)
-                    to_track.append(i)
-            features = state.features[frame_idx] if to_track else None
-            groups = [to_track] if self._batches_objects(state.device) else [[i] for i in to_track]
-            for group in groups:
-                steps = track_objects(
-                    self.model,
-                    features,
-                    frame_idx,
-                    [self._memory(state, state.objects[i]) for i in group],
-                    state.num_frames,
-                    reverse=reverse,
-                )
-                for i, step in zip(group, steps):
-                    state.objects[i].non_cond[frame_idx], per_object[i] = self._store(state, step)
-            for track in state.objects:
-                track.tracked[frame_idx] = reverse
-            yield frame_idx, obj_ids, self._to_video_res(state, torch.cat(per_object, dim=0))
+            masks = self._track_frame(state, frame_idx, reverse)
+            yield frame_idx, obj_ids, self.bookkeeping.to_video_res(state, masks)
+
+    def _track_frame(self, state: VideoState, frame_idx: int, reverse: bool) -> torch.Tensor:
+        """Every object's low-res logits on one frame of a run (``N_obj, 1, h, w`` on the device): the stored
+        output on its conditioning frames, else one tracking step from memory, which the frame then keeps."""
+        per_object: list[torch.Tensor | None] = []
+        to_track = []
+        for i, track in enumerate(state.objects):
+            if frame_idx in track.cond:
+                per_object.append(track.cond[frame_idx].pred_masks.to(state.device))
+                self.bookkeeping.forget_memory_near(track, frame_idx)
+            else:
+                per_object.append(None)
+                to_track.append(i)
+        features = state.features[frame_idx] if to_track else None
+        groups = [to_track] if self._batches_objects(state.device) else [[i] for i in to_track]
+        for group in groups:
+            steps = track_objects(
+                self.model,
+                features,
+                frame_idx,
+                [object_memory(state, state.objects[i]) for i in group],
+                state.num_frames,
+                reverse=reverse,
+            )
+            for i, step in zip(group, steps):
+                state.objects[i].non_cond[frame_idx], per_object[i] = self.bookkeeping.store(state, step)
+        for track in state.objects:
+            track.tracked[frame_idx] = reverse
+        return torch.cat(per_object, dim=0)
+
+    # ------------------------------------------------------------------ reading the state
+    def frame_scores(self, inference_state: VideoState, frame_idx: int) -> dict[Any, tuple[float, float]]:
+        """How sure the model was of each object's newest mask on a frame.
+
+        The newest output is a prompt given since the last propagation, else the stored (prompted or
+        tracked) one: the output whose mask the last call touching this frame returned.
+        Returns:
+          object id -> (predicted IoU of the chosen mask, object score logit); the IoU is the decoder's
+          estimate (1.0 for a mask prompt), the logit is > 0 where the model judges the object present.
+          Objects without an output on the frame are absent.
+        """
+        return frame_scores(inference_state, frame_idx)
+
+    def memory_layout(
+        self, inference_state: VideoState, frame_idx: int, obj_id: Any, reverse: bool | None = None
+    ) -> MemoryLayout:
+        """Which frames an object's memory bank gives ``frame_idx`` when it is tracked (read from the state;
+        nothing is computed): its conditioning frames, the recent tracked frames and the object pointers.
+
+        ``reverse``: the tracking direction; None takes the direction tracking last reached the frame in
+        (forward if it never did). A prompted frame is not tracked (its prompt decides it), but the layout
+        still says what tracking from there would read. Prompts given since the last run count as they
+        will once the next run starts (`propagate_in_video_preflight` files them into the memory bank).
+        """
+        return self.bookkeeping.memory_layout(inference_state, frame_idx, obj_id, reverse)
+
+    def keep_corrections_as_conditioning(self, inference_state: VideoState, enabled: bool | None) -> None:
+        """Choose ``add_all_frames_to_correct_as_cond`` for one inference state (None: the predictor's own).
+
+        With True, a prompt on a frame the object was tracked on (a correction) is stored as a conditioning
+        frame, like the object's first prompt: later tracking runs return it as given and carry it on in
+        every direction. With False (the official default) it is stored as a tracked frame, which the next
+        run over it computes again from memory. The choice holds until it is made again (`reset_state`
+        keeps it); outputs stored before it keep their kind.
+        """
+        inference_state.corrections_as_conditioning = enabled
 
 
 def build_sam2_video_predictor(
@@ -457,9 +469,8 @@ def build_sam2_video_predictor(
     **kwargs,
 ) -> SAM2VideoPredictor:
     """Build a ``SAM2VideoPredictor``, as the official function of that name does (see
-    `model.video.build.build_video_predictor` for the arguments)."""
-    return build_video_predictor(
-        SAM2VideoPredictor,
+    `model.video.build.build_video_model` for the arguments)."""
+    model, options = build_video_model(
         config,
         checkpoint,
         device=device,
@@ -469,3 +480,4 @@ def build_sam2_video_predictor(
         image_size=image_size,
         **kwargs,
     )
+    return SAM2VideoPredictor(model, **options)

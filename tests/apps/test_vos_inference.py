@@ -21,7 +21,7 @@ from apps.vos import masks as vos_masks
 from apps.vos.inference import list_videos, main, parse_shard, shard
 from apps.vos.merge import LabelMerger
 from model.loading.configs import resolve_config
-from model.video.predictor_parts import apply_non_overlap
+from model.video.non_overlap import apply_non_overlap
 from tests.support.official_vos import official_vos_video, voc_palette
 from tests.support.vos_datasets import (
     assert_same_outputs,

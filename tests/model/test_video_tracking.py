@@ -436,7 +436,7 @@ def test_from_pretrained_builds_the_predictor_from_the_hub_cache(hub_cache, pair
 
 
 def test_non_overlap_matches_official_constraint(pair21):
-    from model.video.video_predictor import apply_non_overlap
+    from model.video.non_overlap import apply_non_overlap
 
     logits = torch.randn(3, 1, 20, 24, generator=torch.Generator().manual_seed(0)) * 20
     expected = pair21.official._apply_non_overlapping_constraints(logits)
