@@ -8,7 +8,8 @@ VENV=${VENV:-.venv}
 TORCH_VERSION=${TORCH_VERSION:-2.14.1}
 TORCHVISION_VERSION=${TORCHVISION_VERSION:-0.29.1}
 STAMP="$VENV/.test-setup"
-WANT="$(cat requirements.txt pyproject.toml "$0" | sha256sum | cut -d' ' -f1) torch $TORCH_VERSION $TORCHVISION_VERSION"
+SOURCES=$(cat requirements.txt pyproject.toml scripts/test_fast.sh | sha256sum | cut -d' ' -f1)
+WANT="$SOURCES torch $TORCH_VERSION torchvision $TORCHVISION_VERSION"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
   python3 -m venv "$VENV"
   . "$VENV/bin/activate"

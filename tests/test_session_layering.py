@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 FRONT_END_TOOLKITS = ("gradio", "ipycanvas", "ipywidgets")
 # The layers of sam2_ui, bottom up: a layer may import only the layers below it (and itself).
@@ -80,6 +82,7 @@ def test_the_import_scan_sees_imports_inside_functions(tmp_path):
     assert imported_modules(probe, package="sam2_ui.sub") == {"gradio", "ipycanvas", "sam2_ui"}
 
 
+@pytest.mark.slow
 def test_importing_model_and_the_engine_loads_no_front_end_and_no_reverse_import():
     modules = [
         ".".join(p.relative_to(ROOT).with_suffix("").parts) for p in engine_files() if p.stem != "__init__"

@@ -6,12 +6,15 @@ nothing is left stale, and the status line does not claim a replaced correction 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import sam2_ui
 from apps.web import App
 from tests.support.app_helpers import TEST_LIMITS, Tab
 from tests.support.session_helpers import HEIGHT, NUM_FRAMES, WIDTH, disc_centre, predictor
 from tests.support.widget_helpers import click_frame_pixel
+
+pytestmark = pytest.mark.slow
 
 CORRECTED = 3
 RUNS = {

@@ -105,6 +105,7 @@ def test_every_button_and_event_has_a_handler(app):
         assert name in names, name
 
 
+@pytest.mark.slow
 def test_a_whole_session_through_the_handlers(app, clip):
     tab = Tab(app, "handlers-1")
     out = tab("ui_open", str(clip))
@@ -158,6 +159,7 @@ def test_a_whole_session_through_the_handlers(app, clip):
     assert tab("ui_stop").view["enabled"]["stop"] is False
 
 
+@pytest.mark.slow
 def test_downloads_and_restore_through_the_handlers(app, clip):
     tab = Tab(app, "handlers-2")
     tab("ui_open", str(clip))
@@ -225,6 +227,7 @@ def test_key_names_from_the_browser_parse_with_their_modifiers():
     assert parse_key("+") == ("+", False, False)
 
 
+@pytest.mark.slow
 def test_the_doubtful_buttons_jump_to_an_amber_frame_and_say_why(app, clip):
     tab = Tab(app, "handlers-doubtful")
     tab("ui_open", str(clip))
@@ -378,6 +381,7 @@ def test_the_app_loads_an_official_format_checkpoint(tmp_path):
     assert args.checkpoint == path and args.max_seconds == 5 and args.port == 7999 and args.host is None
 
 
+@pytest.mark.slow
 def test_the_page_and_every_view_say_which_precision_runs(app, monkeypatch, tmp_path, clip):
     from model.loading import precision as prec
 
@@ -410,6 +414,7 @@ def test_precision_comes_from_the_command_line_and_bf16_where_slow_stops_with_a_
     assert choose_precision("auto", predictor()) == "bf16"
 
 
+@pytest.mark.slow
 def test_on_zero_gpu_handlers_run_here_and_only_model_calls_go_to_spaces_gpu(monkeypatch, tmp_path, clip):
     """A stand-in ``spaces`` package whose GPU forks a fresh worker per call, as ZeroGPU may: the tab's clicks
     and tracking must land in the session of the app's process, the durations must come from the calls."""

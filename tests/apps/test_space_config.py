@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import gradio
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,6 +51,7 @@ def test_requirements_cover_the_package_dependencies():
     assert needed <= requirements, needed - requirements
 
 
+@pytest.mark.slow
 def test_app_py_help_lists_the_model_and_limit_options():
     out = subprocess.run(
         [sys.executable, "app.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120
@@ -71,6 +73,7 @@ def test_app_py_help_lists_the_model_and_limit_options():
         assert option in out.stdout, option
 
 
+@pytest.mark.slow
 def test_app_py_without_weights_offline_ends_with_one_message(tmp_path):
     env = {
         "PATH": "/usr/bin:/bin",

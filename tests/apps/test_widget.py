@@ -225,6 +225,7 @@ def test_tracking_runs_in_the_background_streams_frames_and_stops_within_one_fra
     widget.close()
 
 
+@pytest.mark.slow
 def test_track_enables_stop_at_once_and_the_progress_starts_at_zero_of_the_new_run():
     widget = open_widget(make_frames(8))
     click_frame_pixel(widget, *disc_centre(0))
@@ -282,6 +283,7 @@ def test_bad_input_becomes_a_status_line_message_and_never_raises():
     widget.close()
 
 
+@pytest.mark.slow
 def test_the_memory_view_shows_what_the_memory_bank_holds():
     widget = open_widget(make_frames(12))
     click_frame_pixel(widget, *disc_centre(0))
@@ -382,6 +384,7 @@ def test_show_reports_a_model_that_cannot_be_loaded_instead_of_raising(tmp_path)
         assert "Cannot load the model" in html.unescape(widget.status.value)
 
 
+@pytest.mark.slow
 def test_the_status_line_says_which_precision_runs(monkeypatch):
     from model.loading import precision as prec
 
@@ -396,6 +399,7 @@ def test_the_status_line_says_which_precision_runs(monkeypatch):
     assert widget.session.masks(0) and "bf16 autocast on CPU" in widget.status.value
 
 
+@pytest.mark.slow
 def test_the_same_events_give_the_same_masks_as_the_gradio_app(tmp_path):
     """One sequence of user events through both front ends' handlers: clicks (one a right click), keys
     (add object, box tool, undo, redo), a box from two clicks and a tracking run."""

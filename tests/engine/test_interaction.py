@@ -350,6 +350,7 @@ def test_stop_from_another_thread_ends_the_run_within_one_frame(ui):
     assert not rest[-1].enabled["stop"] and rest[-1].enabled["propagate_both"]
 
 
+@pytest.mark.slow
 def test_an_announced_run_shows_stop_and_its_own_progress_before_its_first_frame(ui):
     ui.click(*display_of(*disc_centre(0)))
     list(ui.propagate("forward"))
@@ -367,6 +368,7 @@ def test_an_announced_run_shows_stop_and_its_own_progress_before_its_first_frame
     assert not rest[-1].enabled["stop"] and rest[-1].enabled["propagate_both"]
 
 
+@pytest.mark.slow
 def test_an_announced_run_closed_before_it_starts_leaves_no_trace(ui):
     ui.click(*display_of(*disc_centre(0)))
     run = ui.propagate("forward", announce=True)
@@ -384,6 +386,7 @@ def test_tracking_with_nothing_to_track_is_an_error_message(ui):
     assert "propagate" in names(ui.calls) and not ui.session.is_propagating
 
 
+@pytest.mark.slow
 def test_a_correction_marks_tracked_frames_stale_on_the_timeline(ui):
     ui.click(*display_of(*disc_centre(0)))
     list(ui.propagate("forward"))
@@ -394,6 +397,7 @@ def test_a_correction_marks_tracked_frames_stale_on_the_timeline(ui):
     assert view.stats["stale"] == NUM_FRAMES - 1 and "stale frames" in view.status
 
 
+@pytest.mark.slow
 def test_doubtful_masks_show_on_the_timeline_and_in_the_status(ui):
     ui.click(*display_of(*disc_centre(0)))
     list(ui.propagate("forward"))
@@ -405,6 +409,7 @@ def test_doubtful_masks_show_on_the_timeline_and_in_the_status(ui):
     assert "This frame is doubtful" not in ui.go_to(0).status  # the prompted frame
 
 
+@pytest.mark.slow
 def test_estimate_before_a_run_uses_the_seconds_per_frame_measured(ui):
     ui.click(*display_of(*disc_centre(0)))
     assert ui.view().estimate == "Tracking both ways from frame 0 visits 6 frames."
@@ -435,6 +440,7 @@ def test_exports_write_each_kind_with_the_session_masks(ui, tmp_path):
         Interaction(predictor()).export("coco", tmp_path)
 
 
+@pytest.mark.slow
 def test_restoring_needs_the_media_and_gives_back_the_same_masks(ui, frames, tmp_path):
     ui.click(*display_of(*disc_centre(0)))
     list(ui.propagate("forward"))

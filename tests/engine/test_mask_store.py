@@ -174,6 +174,7 @@ def test_the_undo_history_holds_the_stores_compressed_entries_not_pixels():
         assert state.store.get(frame, obj) is entry  # the very entries, not copies
 
 
+@pytest.mark.slow
 def test_a_long_session_holds_far_less_than_bit_packed_masks_history_included():
     height, width = 720, 1280
     track(SessionState((height, width), 1), range(1), 5, seed=0)  # imports and caches before measuring

@@ -52,6 +52,7 @@ def shown(view) -> tuple:
     return view.conditioning, view.recent, view.pointers
 
 
+@pytest.mark.slow
 def test_the_memory_view_of_a_frame_being_tracked_names_what_tracking_read_for_it():
     """Two objects, one prompted on two frames, tracked forward then backward, then a correction tracked
     over: while each frame is tracked, the session's memory view of it names the frames the step read from
@@ -122,6 +123,7 @@ def session():
     s.close()
 
 
+@pytest.mark.slow
 def test_the_session_memory_view_follows_prompts_undo_and_tracking(session):
     first = session.add_object("disc")
     second = session.add_object("block")

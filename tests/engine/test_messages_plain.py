@@ -102,6 +102,7 @@ def test_frames_given_in_memory_are_refused_without_internals():
 
 
 # The decoder's own warning (for the server's log or a notebook's cell) names the file; it is no message.
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:.*the previous frame stands in for it:UserWarning")
 def test_a_frame_damaged_in_the_middle_is_said_without_internals(upload_folder):
     clip = write_bad_media(upload_folder, "damaged middle")

@@ -49,6 +49,7 @@ def test_a_correction_is_kept_when_tracking_forward_again_from_the_first_prompt(
         assert s.stale_frames() == [] and s.replaced_prompt_frames() == []
 
 
+@pytest.mark.slow
 def test_a_correction_is_kept_when_tracking_backward_over_it(frames):
     with Session.open(frames, predictor()) as s:
         disc, _, corrected = tracked_then_corrected(s)
@@ -57,6 +58,7 @@ def test_a_correction_is_kept_when_tracking_backward_over_it(frames):
         assert s.replaced_prompt_frames() == []
 
 
+@pytest.mark.slow
 def test_a_correction_is_kept_when_tracking_both_ways_from_the_corrected_frame(frames):
     with Session.open(frames, predictor()) as s:
         disc, _, corrected = tracked_then_corrected(s)
@@ -66,6 +68,7 @@ def test_a_correction_is_kept_when_tracking_both_ways_from_the_corrected_frame(f
         assert s.stale_frames() == [] and s.replaced_prompt_frames() == []
 
 
+@pytest.mark.slow
 def test_the_corrected_frame_is_in_the_memory_of_every_frame_tracked_after_it(frames):
     """Carried on: the memory view shows the corrected frame as a conditioning frame of the frames after it
     (and, as spatial memory, of the frames before it)."""
@@ -78,6 +81,7 @@ def test_the_corrected_frame_is_in_the_memory_of_every_frame_tracked_after_it(fr
         assert CORRECTED in s.memory_view(NUM_FRAMES - 1, disc).pointers
 
 
+@pytest.mark.slow
 def test_the_session_chooses_the_setting_and_the_predictor_keeps_the_official_default(frames):
     shared = predictor()
     assert shared.add_all_frames_to_correct_as_cond is False
@@ -96,6 +100,7 @@ def test_the_session_chooses_the_setting_and_the_predictor_keeps_the_official_de
 
 
 # ----------------------------------------------------------------------------- the official default, said
+@pytest.mark.slow
 def test_with_the_official_default_a_replaced_correction_is_said_not_hidden(frames):
     with Session.open(frames, predictor(), corrections_as_conditioning=False) as s:
         disc, before, corrected = tracked_then_corrected(s)
@@ -111,6 +116,7 @@ def test_with_the_official_default_a_replaced_correction_is_said_not_hidden(fram
 
 
 # ---------------------------------------------------------------------------------------- stale frames
+@pytest.mark.slow
 @pytest.mark.parametrize("as_cond", [True, False], ids=["corrections_as_conditioning", "official_default"])
 def test_stale_frames_after_a_correction_cover_every_frame_the_next_run_changes(frames, as_cond):
     with Session.open(frames, predictor(), corrections_as_conditioning=as_cond) as s:
@@ -131,6 +137,7 @@ def test_stale_frames_after_a_correction_cover_every_frame_the_next_run_changes(
 
 
 # --------------------------------------------------------------------------------------- session files
+@pytest.mark.slow
 @pytest.mark.parametrize("as_cond", [True, False])
 def test_a_session_file_records_the_setting_and_loading_keeps_it(frames, tmp_path, as_cond):
     with Session.open(frames, predictor(), corrections_as_conditioning=as_cond) as s:
@@ -143,6 +150,7 @@ def test_a_session_file_records_the_setting_and_loading_keeps_it(frames, tmp_pat
         assert all(np.array_equal(loaded.mask(f, 1), m) for f, m in enumerate(expected))
 
 
+@pytest.mark.slow
 def test_a_session_file_without_the_setting_loads_as_made_before_it_and_a_forged_one_is_refused(
     frames, tmp_path
 ):

@@ -168,6 +168,7 @@ def test_clear_one_object_on_a_frame_a_whole_frame_an_object_or_everything(sessi
 
 
 # ------------------------------------------------------------------------------------------------ undo
+@pytest.mark.slow
 def test_every_edit_undoes_to_the_exact_masks_before_it_and_redoes_to_after(session):
     """Walk a session through every kind of edit, then undo all of it and redo all of it."""
     a, b = session.add_object(), session.add_object()
@@ -207,6 +208,7 @@ def test_every_edit_undoes_to_the_exact_masks_before_it_and_redoes_to_after(sess
     assert not session.can_redo
 
 
+@pytest.mark.slow
 def test_a_click_after_undo_gives_what_it_gives_without_the_undone_edits(frames):
     """The predictor's state is rebuilt from the prompt log, so undone edits leave no trace in it."""
     with Session.open(frames, predictor()) as edited, Session.open(frames, predictor()) as direct:

@@ -23,14 +23,21 @@ from tests.support.session_helpers import (
 )
 
 
-@pytest.fixture
-def saved(frames, tmp_path) -> dict:
+@pytest.fixture(scope="module")
+def saved_text(frames, tmp_path_factory) -> str:
+    """A tracked session's file, made once for the module (a tracking run)."""
     with Session.open(frames, predictor()) as session:
         session.add_point(0, session.add_object(), *disc_centre(0))
         for _ in session.propagate("forward"):
             pass
-        path = session.save(tmp_path / "session.json")
-    return json.loads(path.read_text())
+        path = session.save(tmp_path_factory.mktemp("saved") / "session.json")
+    return path.read_text()
+
+
+@pytest.fixture
+def saved(saved_text) -> dict:
+    """The tracked session's file as a fresh document for each test to forge."""
+    return json.loads(saved_text)
 
 
 def load_forged(document: dict, frames, tmp_path, **kwargs):

@@ -174,6 +174,7 @@ def test_save_and_load_restore_objects_prompts_masks_and_stale_frames(tracked, t
         assert not loaded.can_undo
 
 
+@pytest.mark.slow
 def test_a_loaded_session_replays_to_identical_masks_and_carries_on_identically(tracked, tmp_path, video):
     path = tracked.save(tmp_path / "session.json")
     with Session.load(path, predictor(), replay=True) as replayed:

@@ -92,6 +92,7 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
 
 
+@pytest.mark.slow
 def test_a_bf16_session_runs_every_call_under_autocast_and_matches_fp32(fast_bf16, decisive):
     with autocast_spy(decisive) as fp32_calls:
         fp32, expected = track_two_objects(decisive, "fp32")
@@ -128,6 +129,7 @@ def test_on_cuda_auto_runs_bf16_autocast_where_the_gpu_has_it_and_matches_fp32(m
     auto.close()
 
 
+@pytest.mark.slow
 def test_the_consumer_of_a_tracking_run_does_not_run_under_autocast(fast_bf16):
     with Session.open(make_frames(), predictor(), precision="bf16") as session:
         session.add_point(0, session.add_object(), *disc_centre(0))
@@ -135,6 +137,7 @@ def test_the_consumer_of_a_tracking_run_does_not_run_under_autocast(fast_bf16):
     assert len(states) == 6 and not any(states)
 
 
+@pytest.mark.slow
 def test_segment_everything_runs_under_the_sessions_autocast(fast_bf16):
     with Session.open(make_frames(1)[0], predictor(), precision="bf16") as session, autocast_spy() as calls:
         ids = session.segment_everything(
@@ -144,6 +147,7 @@ def test_segment_everything_runs_under_the_sessions_autocast(fast_bf16):
     assert calls and all(on for _, on in calls)
 
 
+@pytest.mark.slow
 def test_auto_follows_the_environment_and_bf16_where_slow_is_refused(monkeypatch):
     monkeypatch.setattr(prec, "fast_bf16", lambda device: None)
     monkeypatch.delenv(PRECISION_ENV)
@@ -159,6 +163,7 @@ def test_auto_follows_the_environment_and_bf16_where_slow_is_refused(monkeypatch
         assert session.precision == "fp32"
 
 
+@pytest.mark.slow
 def test_a_loaded_session_runs_in_the_precision_it_is_loaded_with(fast_bf16, tmp_path):
     frames = make_frames()
     with Session.open(frames, predictor(), precision="fp32") as session:

@@ -49,6 +49,7 @@ def test_prompt_scores_are_the_image_predictors_best_candidate_iou(frames, state
     assert all(score > 0 for _, score in scores.values())  # both objects judged present
 
 
+@pytest.mark.slow
 def test_frame_scores_cover_every_tracked_frame_and_equal_the_stored_outputs(state):
     p = predictor()
     assert p.frame_scores(state, 0) == {}  # nothing computed there yet
@@ -71,6 +72,7 @@ def test_a_mask_prompt_scores_iou_one_and_a_present_object(state):
     assert p.frame_scores(state, 4) == {2: (1.0, 10.0)}
 
 
+@pytest.mark.slow
 def test_a_correction_replaces_the_scores_of_the_tracked_output(state):
     p = predictor()
     for _ in p.propagate_in_video(state):
@@ -85,6 +87,7 @@ def test_a_correction_replaces_the_scores_of_the_tracked_output(state):
 
 
 # ------------------------------------------------------------------------------------------------ engine
+@pytest.mark.slow
 def test_the_session_keeps_the_predictors_scores_and_each_masks_area(frames, session, state):
     p = predictor()
     for _ in p.propagate_in_video(state):
@@ -122,6 +125,7 @@ def test_masks_from_a_predictor_without_frame_scores_have_no_scores(frames):
             assert area == int(s.mask(frame, a).sum()) > 0
 
 
+@pytest.mark.slow
 def test_scores_survive_save_and_load(frames, session, tmp_path):
     for _ in session.propagate("both"):
         pass
@@ -132,6 +136,7 @@ def test_scores_survive_save_and_load(frames, session, tmp_path):
             assert all(iou is not None for iou, _, _ in loaded.mask_quality(frame).values())
 
 
+@pytest.mark.slow
 def test_a_session_file_without_scores_still_loads(frames, session, tmp_path):
     for _ in session.propagate("forward"):
         pass
@@ -148,6 +153,7 @@ def test_a_session_file_without_scores_still_loads(frames, session, tmp_path):
             }
 
 
+@pytest.mark.slow
 def test_the_session_flags_frames_by_its_doubt_rule_but_never_prompted_ones(session):
     for _ in session.propagate("both"):
         pass
@@ -229,6 +235,7 @@ def test_the_rule_thresholds_are_configurable():
 
 
 # ------------------------------------------------------------------------------------------------ speed
+@pytest.mark.slow
 def test_seconds_per_frame_is_unknown_before_tracking_and_measured_after(session):
     assert session.seconds_per_frame is None
     assert session.estimate_seconds("forward") == (4, None)
@@ -239,6 +246,7 @@ def test_seconds_per_frame_is_unknown_before_tracking_and_measured_after(session
     assert count == 7 and seconds == pytest.approx(7 * per_frame)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("direction", "start", "end"),
     [

@@ -25,6 +25,7 @@ def _frames_of(events: list[PropagationProgress]) -> list[int]:
 
 
 # ------------------------------------------------------------------------------------------------ events
+@pytest.mark.slow
 def test_forward_events_come_in_order_with_counts_times_and_masks(session):
     events = list(session.propagate("forward"))
     assert _frames_of(events) == [2, 3, 4, 5]
@@ -43,10 +44,12 @@ def test_forward_events_come_in_order_with_counts_times_and_masks(session):
     assert (summary.done, summary.total, summary.cancelled) == (4, 4, False)
 
 
+@pytest.mark.slow
 def test_backward_runs_from_the_last_prompted_frame_down(session):
     assert _frames_of(session.propagate("backward")) == [2, 1, 0]
 
 
+@pytest.mark.slow
 def test_both_runs_forward_then_backward_from_the_start(session):
     events = list(session.propagate("both"))
     assert _frames_of(events) == [2, 3, 4, 5, 2, 1, 0]
@@ -55,6 +58,7 @@ def test_both_runs_forward_then_backward_from_the_start(session):
     assert session.tracked_frames() == list(range(NUM_FRAMES))
 
 
+@pytest.mark.slow
 def test_a_range_limits_the_frames_tracked(session):
     assert _frames_of(session.propagate("forward", start=2, end=3)) == [2, 3]
     assert _frames_of(session.propagate("backward", start=4, end=3)) == [4, 3]
@@ -62,6 +66,7 @@ def test_a_range_limits_the_frames_tracked(session):
     assert session.tracked_frames() == [1, 2, 3, 4]
 
 
+@pytest.mark.slow
 def test_a_whole_run_is_one_undo_step_restoring_the_masks_exactly(session):
     before = all_masks(session)
     list(session.propagate("both"))
@@ -104,6 +109,7 @@ def test_cancel_from_another_thread_stops_before_the_next_frame(session):
     assert_same_masks(all_masks(session), before)
 
 
+@pytest.mark.slow
 def test_cancel_while_a_frame_is_computed_stops_within_one_frame(session):
     started = threading.Event()
     seen: list[int] = []
@@ -145,6 +151,7 @@ def test_closing_the_generator_keeps_the_frames_done(session):
 
 
 # ------------------------------------------------------------------------------------------------ threads
+@pytest.mark.slow
 def test_reads_work_and_edits_are_refused_while_a_run_goes_on(session, tmp_path):
     paused, resume = threading.Event(), threading.Event()
 
@@ -179,6 +186,7 @@ def test_reads_work_and_edits_are_refused_while_a_run_goes_on(session, tmp_path)
 
 
 # ------------------------------------------------------------------------------------------------ stale
+@pytest.mark.slow
 def test_a_correction_marks_other_tracked_frames_of_that_object_stale(session):
     list(session.propagate("both"))
     assert session.stale_frames() == []
@@ -197,6 +205,7 @@ def test_a_correction_marks_other_tracked_frames_of_that_object_stale(session):
     assert session.stale_frames() == []
 
 
+@pytest.mark.slow
 def test_clearing_a_prompt_marks_the_masks_tracked_from_it_stale(session):
     list(session.propagate("forward"))
     session.add_point(4, 2, *block_box(4)[:2], positive=False)
@@ -205,6 +214,7 @@ def test_clearing_a_prompt_marks_the_masks_tracked_from_it_stale(session):
     assert 4 not in session.tracked_frames(2)
 
 
+@pytest.mark.slow
 def test_frames_the_predictor_would_not_track_are_a_session_error(frames):
     with Session.open(frames, predictor(), corrections_as_conditioning=False) as s:
         a = s.add_object()
@@ -221,6 +231,7 @@ def test_frames_the_predictor_would_not_track_are_a_session_error(frames):
 
 
 # ------------------------------------------------------------------------------------------------ parity
+@pytest.mark.slow
 @pytest.mark.parametrize("as_cond", [True, False], ids=["corrections_as_conditioning", "official_default"])
 def test_engine_masks_equal_the_bare_video_predictor_for_the_same_prompts(frames, as_cond):
     p = predictor()

@@ -90,6 +90,7 @@ def scenario(session: Session) -> None:
     session.clear(frame=2, obj=box)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["fresh", "reuse", "random"])
 def test_every_worker_mode_gives_what_the_in_process_session_gives(clip, workers, mode):
     with Session.open(clip, predictor()) as direct:
@@ -108,6 +109,7 @@ def test_every_worker_mode_gives_what_the_in_process_session_gives(clip, workers
         assert stats.misses == 0  # undo, then redo, comes back to the very log the worker holds
 
 
+@pytest.mark.slow
 def test_a_worker_tracks_with_the_session_s_choice_of_corrections_as_conditioning(clip, workers):
     expected = {}
     for as_cond in (True, False):
@@ -122,6 +124,7 @@ def test_a_worker_tracks_with_the_session_s_choice_of_corrections_as_conditionin
     assert expected[True]["masks"] != expected[False]["masks"]  # the scenario's correction tells them apart
 
 
+@pytest.mark.slow
 def test_a_reused_worker_builds_on_the_state_it_kept(clip, workers):
     launcher, factory = workers("reuse")
     with Session.open(clip, predictor(), executor=factory) as session:
@@ -140,6 +143,7 @@ def test_a_reused_worker_builds_on_the_state_it_kept(clip, workers):
     ]
 
 
+@pytest.mark.slow
 def test_segment_everything_leaves_the_worker_s_kept_state_alone(clip, workers):
     launcher, factory = workers("reuse")
     with Session.open(clip, predictor(), executor=factory) as session:
@@ -152,6 +156,7 @@ def test_segment_everything_leaves_the_worker_s_kept_state_alone(clip, workers):
     assert "segment" in [call.kind for call in launcher.calls]
 
 
+@pytest.mark.slow
 def test_no_tensor_crosses_between_session_and_worker(clip, workers):
     launcher, factory = workers("fresh")
     with Session.open(clip, predictor(), executor=factory) as session:
@@ -175,6 +180,7 @@ def test_no_tensor_crosses_between_session_and_worker(clip, workers):
     assert crossed == []
 
 
+@pytest.mark.slow
 def test_stop_ends_a_worker_run_within_a_frame_and_the_worker_keeps_what_the_session_recorded(
     long_clip, workers
 ):
@@ -200,6 +206,7 @@ def test_stop_ends_a_worker_run_within_a_frame_and_the_worker_keeps_what_the_ses
         assert_same_masks(got, all_masks(direct))
 
 
+@pytest.mark.slow
 def test_a_killed_worker_gives_a_message_and_loses_no_stored_mask(long_clip, workers):
     launcher, factory = workers("reuse")
     with Session.open(long_clip, predictor(), executor=factory) as session:
@@ -224,6 +231,7 @@ def test_a_killed_worker_gives_a_message_and_loses_no_stored_mask(long_clip, wor
         assert_same_masks(got, all_masks(direct))
 
 
+@pytest.mark.slow
 def test_a_run_longer_than_one_call_allows_is_cut_into_calls_that_go_on_where_the_last_stopped(
     long_clip, workers
 ):
@@ -251,6 +259,7 @@ def test_a_run_longer_than_one_call_allows_is_cut_into_calls_that_go_on_where_th
         assert_same_masks(got, all_masks(direct))
 
 
+@pytest.mark.slow
 def test_each_call_asks_for_the_frames_it_touches_at_the_measured_rate_capped(clip, workers):
     budget = GpuBudget(max_seconds=60, base_seconds=5, seconds_per_frame=1.0, margin=2.0)
     launcher, factory = workers("reuse", budget)

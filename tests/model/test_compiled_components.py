@@ -30,6 +30,7 @@ def test_vos_optimized_compiles_the_five_components(monkeypatch):
     assert "memory_attention.layers.0.self_attn.q_proj.weight" in model.state_dict()  # keys unchanged
 
 
+@pytest.mark.slow
 def test_memory_attention_compiled_on_cpu_matches_eager_for_growing_memories():
     torch.manual_seed(0)
     model = build_sam2("sam2.1_hiera_tiny", None, device="cpu", image_size=IMAGE_SIZE)

@@ -4,6 +4,7 @@ frame count and by bytes, least recently used out first."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from model.network.sam2 import ImageFeatures
@@ -53,6 +54,7 @@ def test_cache_hits_return_features_equal_to_fresh_encodes(torch_single_thread):
         assert_same_features(features[0], fresh)
 
 
+@pytest.mark.slow
 def test_position_encodings_are_kept_once_for_all_frames_under_autocast(torch_single_thread):
     model = session_helpers.predictor().model
     frames = ArraySource(session_helpers.make_frames(num_frames=2))

@@ -84,6 +84,7 @@ def test_prefetched_video_file_frames_equal_frames_decoded_on_read_while_another
     assert features.prefetcher.stats.served > 0
 
 
+@pytest.mark.slow
 def test_tracked_masks_are_equal_with_and_without_prefetch(torch_single_thread):
     predictor = session_helpers.predictor()
     frames = session_helpers.make_frames(num_frames=8)

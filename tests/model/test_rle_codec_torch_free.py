@@ -33,6 +33,7 @@ def test_importing_the_codec_does_not_load_torch() -> None:
     assert run_python(code) == {"torch": False}
 
 
+@pytest.mark.slow
 def test_the_package_root_still_exports_the_model_names() -> None:
     code = (
         "import json, sys\n"

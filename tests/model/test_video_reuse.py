@@ -76,6 +76,7 @@ def _assert_all_close(got: list[torch.Tensor], expected: list[torch.Tensor]) -> 
         assert torch.equal(a > 0, b > 0), i
 
 
+@pytest.mark.slow
 def test_correction_clicks_on_a_tracked_frame_reuse_its_conditioned_features_and_match_recomputing():
     frames = make_frames(NUM_FRAMES)
     expected = _correction_session(_plain(), frames)
@@ -105,6 +106,7 @@ def test_correction_clicks_on_a_tracked_frame_reuse_its_conditioned_features_and
     assert stats["conditioned_hits"] == 3
 
 
+@pytest.mark.slow
 def test_a_changed_memory_bank_is_not_served_from_the_conditioned_cache():
     """After a new conditioning frame (a mask on untracked frame 10) is filed into memory, frame 6 reads more
     memory: its kept features must not be reused, and the click equals the uncached predictor's."""
@@ -132,6 +134,7 @@ def test_a_changed_memory_bank_is_not_served_from_the_conditioned_cache():
     _assert_all_close(results[1:], results[:1])
 
 
+@pytest.mark.slow
 def test_memory_frames_are_projected_once_and_reused_by_the_frames_that_read_them():
     frames = make_frames(NUM_FRAMES)
     p = _variant(conditioned_cache_size=0, memory_kv_budget_mb=256)
@@ -166,6 +169,7 @@ def _three_objects(p: SAM2VideoPredictor, frames: np.ndarray) -> list[torch.Tens
     return outputs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kv_budget_mb", [256, 0], ids=["keys-values-kept", "memory-projected-whole"])
 def test_objects_tracked_as_one_batch_match_tracking_them_one_by_one(kv_budget_mb):
     frames = make_frames(NUM_FRAMES)
@@ -183,6 +187,7 @@ def test_objects_tracked_as_one_batch_match_tracking_them_one_by_one(kv_budget_m
     assert len(calls.batches) < 3 * (NUM_FRAMES - 1)
 
 
+@pytest.mark.slow
 def test_objects_are_batched_on_cuda_and_tracked_one_by_one_on_the_cpu_by_default():
     """Measured: batching three objects is slower on a 2-core CPU; an explicit choice wins."""
     frames = make_frames(NUM_FRAMES)
@@ -199,6 +204,7 @@ def test_objects_are_batched_on_cuda_and_tracked_one_by_one_on_the_cpu_by_defaul
     _assert_all_close(got, _three_objects(_plain(), frames))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("option", ["memory_kv_budget_mb", "conditioned_cache_size"])
 def test_cache_bounds_of_zero_keep_nothing(option):
     """Also: by default the CPU keeps no keys/values (measured slower there), CUDA does."""
