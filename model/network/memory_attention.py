@@ -39,24 +39,24 @@ class RoPEAttention(Attention):
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, num_k_exclude_rope: int = 0
     ) -> torch.Tensor:
         """q: B, Nq, C; k, v: B, Nk, C_kv  ->  B, Nq, C; the last ``num_k_exclude_rope`` keys skip RoPE."""
-        q = self.split_heads(self.q_proj(q))  # B, heads, Nq, c
-        k = self.split_heads(self.k_proj(k))  # B, heads, Nk, c
-        v = self.split_heads(self.v_proj(v))
-        q, k = self.rope(q, k, repeat_k=self.rope_k_repeat, num_k_exclude=num_k_exclude_rope)
-        return self.attend(q, k, v)
+        num_q, num_rot = q.shape[-2], k.shape[-2] - num_k_exclude_rope
+        if num_rot > 0 and num_rot != num_q and not self.rope_k_repeat:
+            raise ValueError(f"{num_rot} rotated keys do not match {num_q} queries (key repetition is off)")
+        k, v = self.project_memory(k, v, num_q, num_k_exclude_rope)
+        return self.attend_to_projected(q, k, v)
 
     def project_memory(
-        self, k: torch.Tensor, v: torch.Tensor, rotate: bool
+        self, k: torch.Tensor, v: torch.Tensor, grid_tokens: int, num_k_exclude: int = 0
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys and values of memory tokens, projected and split into heads: B, heads, N, c each.
 
-        ``rotate``: the tokens are one grid shaped like the queries (a memory frame), rotated by RoPE as
-        ``forward`` rotates them; object pointers are not rotated. Projecting a part of the memory gives
-        the same rows as projecting all of it, so parts can be projected once and reused.
+        The keys are rotated by RoPE as frames of ``grid_tokens`` tokens (the queries' grid), all but the
+        last ``num_k_exclude`` (object pointers). ``forward`` goes through here too, so keys and values
+        projected ahead of the call (tracking does) are the very ones it would compute.
         """
         k = self.split_heads(self.k_proj(k))
         v = self.split_heads(self.v_proj(v))
-        return (self.rope.rotate(k) if rotate else k), v
+        return self.rope.rotate_keys(k, grid_tokens, num_k_exclude), v
 
     def rotated_key_offset(self, offset: torch.Tensor, num_tokens: int) -> torch.Tensor:
         """What adding ``offset`` (C_kv,) to every token of a memory frame adds to its rotated keys:

@@ -113,7 +113,7 @@ class MemoryCache:
         pos = memory_pos.to(device=device, dtype=dtype).flatten(2).transpose(1, 2)
         keys_in = tokens + pos
         kv = [
-            layer.cross_attn_image.project_memory(keys_in, tokens, rotate=True)
+            layer.cross_attn_image.project_memory(keys_in, tokens, tokens.shape[1])
             for layer in model.memory_attention.layers
         ]
         self._keep_frame(key, entry, kv)

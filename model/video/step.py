@@ -5,9 +5,12 @@ selects what is read), runs the SAM heads, and optionally encodes the prediction
 holds no state: what it reads comes in through ``ObjectMemory``, what it produces goes out as ``StepOutput``;
 the predictor decides what to keep. With a `MemoryCache` in the memory, a frame whose memory did not change
 since it was last conditioned (a correction click on a tracked frame) reuses that result instead of running
-memory attention again, and, when the cache keeps keys and values, each memory frame is projected once and
-reused; otherwise a read's memory tokens are projected whole, one product per layer
-(`tracking.memory_tokens`).
+memory attention again.
+
+Memory attention reads an object's memory as cross-attention keys and values, which come from one function,
+`memory_keys_values`: a read's memory tokens projected whole, one product per layer, exactly what the
+official projects (`tracking.memory_tokens`); or, when the cache keeps keys and values, each memory frame
+projected once and reused.
 
 Several objects tracked on the same frame go through memory attention, the heads and the memory encoder as
 one batch (`track_objects`): objects whose memories have the same number of frames and pointers share a
@@ -20,30 +23,40 @@ import torch
 
 from model.network.sam2 import HeadOutput, ImageFeatures, SAM2Model
 from model.video import tracking
-from model.video.memory_cache import LayerKV, MemoryCache, numeric_mode
+from model.video.memory_cache import LayerKV, numeric_mode
 from model.video.tracking import MemoryRead, ObjectMemory, StepOutput, encode_memory, sequence_first
 
 
 def memory_keys_values(
     model: SAM2Model,
     read: MemoryRead,
-    memory_pos: torch.Tensor,
-    cache: MemoryCache,
+    memory: ObjectMemory,
     dtype: torch.dtype,
     device: torch.device,
 ) -> list[LayerKV]:
-    """Per memory-attention layer, the cross-attention keys and values of a memory read: 1, heads, M, c.
+    """Per memory-attention layer, the cross-attention keys and values of one object's memory read:
+    1, heads, M, c each (the spatial tokens, then the object pointers' tokens).
 
-    Memory frames come from the cache (projected once per stored output), each plus its temporal slot's key
-    offset; the few object-pointer tokens are projected here.
+    Without a cache that keeps keys and values, the read's memory tokens and positions are assembled and
+    projected whole, as memory attention projects its ``memory`` input (the official's tensors, bit for
+    bit). With one, memory frames come from the cache (projected once per stored output), each plus its
+    temporal slot's key offset, and the few object-pointer tokens are projected here.
     """
     layers = model.memory_attention.layers
+    memory_pos, cache = memory.memory_pos, memory.cache
+    grid_tokens = memory_pos.shape[-2] * memory_pos.shape[-1]
+    if cache is None or not cache.keeps_kv:
+        tokens, pos, num_pointer_tokens = tracking.memory_tokens(model, read, memory_pos, dtype, device)
+        tokens, pos = tokens.transpose(0, 1), pos.to(dtype).transpose(0, 1)  # 1, M, 64
+        return [
+            layer.cross_attn_image.project_memory(tokens + pos, tokens, grid_tokens, num_pointer_tokens)
+            for layer in layers
+        ]
     keys: list[list[torch.Tensor]] = [[] for _ in layers]
     values: list[list[torch.Tensor]] = [[] for _ in layers]
-    num_tokens = memory_pos.shape[-2] * memory_pos.shape[-1]
     for slot, _, entry in read.spatial:
         frame_kv = cache.frame_kv(model, entry, memory_pos, dtype, device)
-        offsets = cache.slot_offsets(model, slot, num_tokens, dtype, device)
+        offsets = cache.slot_offsets(model, slot, grid_tokens, dtype, device)
         for i, ((k, v), offset) in enumerate(zip(frame_kv, offsets)):
             keys[i].append(k + offset)
             values[i].append(v)
@@ -51,31 +64,10 @@ def memory_keys_values(
     if pointers is not None:
         tokens, pos = (x.transpose(0, 1).to(dtype) for x in pointers)  # 1, 4N, 64
         for i, layer in enumerate(layers):
-            k, v = layer.cross_attn_image.project_memory(tokens + pos, tokens, rotate=False)
+            k, v = layer.cross_attn_image.project_memory(tokens + pos, tokens, grid_tokens, tokens.shape[1])
             keys[i].append(k)
             values[i].append(v)
     return [(torch.cat(k, dim=-2), torch.cat(v, dim=-2)) for k, v in zip(keys, values)]
-
-
-def _attend(
-    model: SAM2Model, features: ImageFeatures, memory_kv: list[LayerKV] | None, memory: tuple | None
-) -> torch.Tensor:
-    """Memory attention of the frame's tokens, batched over the memories given: B, 256, h, w.
-
-    ``memory_kv``: per layer, projected keys and values (B, heads, M, c); else ``memory``: the tokens, their
-    positions (M, B, 64 each) and the number of trailing pointer tokens.
-    """
-    embedding = features.embedding  # 1, C, h, w
-    _, channels, height, width = embedding.shape
-    batch = memory_kv[0][0].shape[0] if memory_kv is not None else memory[0].shape[1]
-    curr = sequence_first(embedding).expand(-1, batch, -1)
-    curr_pos = sequence_first(features.pos[-1]).expand(-1, batch, -1)
-    if memory_kv is not None:
-        fused = model.memory_attention(curr, curr_pos, None, None, memory_kv=memory_kv)
-    else:
-        mem, mem_pos, num_ptr_tokens = memory
-        fused = model.memory_attention(curr, curr_pos, mem, mem_pos, num_obj_ptr_tokens=num_ptr_tokens)
-    return fused.permute(1, 2, 0).reshape(batch, channels, height, width)
 
 
 def condition_group(
@@ -87,35 +79,25 @@ def condition_group(
     """Memory attention of one frame for objects whose reads have the same shape (as many memory frames
     and pointers), as one batch: B, 256, h, w.
 
-    With keys and values kept by the cache (or under autocast), each memory frame is projected on its own and
-    kept projections are reused (`memory_keys_values`); otherwise the memory tokens are assembled and
-    projected whole, as a plain step does.
+    Each object's keys and values come from `memory_keys_values`, projected on their own, so an object's
+    result in a batch is computed as it would be alone.
     """
     embedding = features.embedding
     dtype, device = embedding.dtype, embedding.device
-    cache = memories[0].cache
-    # Under autocast the per-frame projections are used: on frames whose memory has no object pointer,
-    # projecting the memory whole measured far from the official bf16 results (a 0.5 logit gap, not yet
-    # understood), while the per-frame path agrees within bf16 noise.
-    per_frame = cache is not None and (cache.keeps_kv or torch.is_autocast_enabled(device.type))
-    if per_frame:
-        per_object = [
-            memory_keys_values(model, read, memory.memory_pos, memory.cache, dtype, device)
-            for read, memory in zip(reads, memories)
-        ]
+    per_object = [
+        memory_keys_values(model, read, memory, dtype, device) for read, memory in zip(reads, memories)
+    ]
+    memory_kv = per_object[0]
+    if len(per_object) > 1:
         memory_kv = [
             tuple(torch.cat(parts, dim=0) for parts in zip(*layer)) for layer in zip(*per_object)
         ]  # per layer: B, heads, M, c
-        return _attend(model, features, memory_kv, None)
-    tokens = [
-        tracking.memory_tokens(model, read, memory.memory_pos, dtype, device)
-        for read, memory in zip(reads, memories)
-    ]
-    if len(tokens) == 1:
-        return _attend(model, features, None, tokens[0])
-    mem = torch.cat([t[0] for t in tokens], dim=1)  # M, B, 64
-    mem_pos = torch.cat([t[1] for t in tokens], dim=1)
-    return _attend(model, features, None, (mem, mem_pos, tokens[0][2]))
+    _, channels, height, width = embedding.shape
+    batch = len(per_object)
+    curr = sequence_first(embedding).expand(-1, batch, -1)
+    curr_pos = sequence_first(features.pos[-1]).expand(-1, batch, -1)
+    fused = model.memory_attention(curr, curr_pos, None, None, memory_kv=memory_kv)
+    return fused.permute(1, 2, 0).reshape(batch, channels, height, width)
 
 
 def condition_objects(
@@ -234,7 +216,7 @@ def track_objects(
     `track_step` gives each of them with ``is_init_cond_frame=False``, computed as one batch."""
     if not memories:
         return []
-    conditioned = torch.cat(condition_objects(model, features, frame_idx, memories, num_frames, reverse))
+    conditioned = _as_batch(condition_objects(model, features, frame_idx, memories, num_frames, reverse))
     batch = conditioned.shape[0]
     heads = model.predict_heads(
         conditioned,
@@ -242,6 +224,18 @@ def track_objects(
         multimask=model.use_multimask(False, 0),
     )
     return _outputs(model, features, heads, run_memory_encoder=True)
+
+
+def _as_batch(conditioned: list[torch.Tensor]) -> torch.Tensor:
+    """Per-object ``1, C, h, w`` features as one batch, channels still the fastest axis in memory.
+
+    Memory attention leaves its output channels-fastest, as the official hands it to the heads; a plain
+    ``torch.cat`` would store it channels-slowest, and the mask decoder's bf16 products then round
+    differently from the official (measured under autocast: 0.007 in the logits of a tracked frame).
+    """
+    if len(conditioned) == 1:
+        return conditioned[0]
+    return torch.cat([c.permute(0, 2, 3, 1) for c in conditioned]).permute(0, 3, 1, 2)
 
 
 def _outputs(

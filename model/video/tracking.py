@@ -259,7 +259,11 @@ def encode_memory(
     """
     mask = (high_res_masks > 0).float() if binarize else torch.sigmoid(high_res_masks)
     mask = mask * model.sigmoid_scale_for_mem_enc + model.sigmoid_bias_for_mem_enc
-    features, pos = model.memory_encoder(embedding, mask, skip_mask_sigmoid=True)
+    # The backbone leaves the features channels-last; the official hands the encoder a view of its
+    # sequence-first tokens that torch does not take for channels-last, so its convolutions run on an NCHW
+    # copy. The layout picks the CPU convolution kernel, whose bf16 sums round differently (measured under
+    # autocast: memory features 0.016 apart); the same layout gives the official bits.
+    features, pos = model.memory_encoder(embedding.contiguous(), mask, skip_mask_sigmoid=True)
     if model.no_obj_embed_spatial is not None:
         absent = 1 - (object_score_logits > 0).float()  # B, 1
         features = features + absent[..., None, None] * model.no_obj_embed_spatial[..., None, None]

@@ -9,7 +9,6 @@ from sam2.modeling import position_encoding as official_pe
 from model.network.memory_attention import MemoryAttention
 from model.network.memory_encoder import MemoryEncoder
 from model.network.rope import AxialRoPE, axial_rope_angles, rotate_pairs
-from tests.support.hardware import needs_avx512_for_cpu_bf16
 from tests.support.official_ref import build_official, rel_max_abs_diff
 
 pytestmark = pytest.mark.parity
@@ -107,7 +106,6 @@ def test_bf16_memory_with_fp32_queries_equals_fp32_on_rounded_memory(official, m
     assert diff <= TOL
 
 
-@needs_avx512_for_cpu_bf16
 @torch.no_grad()
 def test_memory_attention_runs_under_cpu_autocast_like_official(official, memory_attention):
     curr, curr_pos, memory, memory_pos = _memory_inputs(16, 1, 1, 4)

@@ -23,6 +23,8 @@ import torch
 from model import build_sam2_video_predictor
 from model.video.memory_bank import TensorVault
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 BENCHMARK = ROOT / "benchmarks" / "video_memory.py"
 CONFIG = "sam2.1_hiera_tiny"

@@ -16,7 +16,6 @@ from PIL import Image
 
 from model import build_sam2_video_predictor
 from model.video.memory_bank import TensorVault
-from tests.support.hardware import needs_avx512_for_cpu_bf16
 from tests.support.official_ref import build_official, save_official_checkpoint
 
 pytestmark = pytest.mark.parity
@@ -296,7 +295,6 @@ def test_object_prompted_later_tracks_earlier_frames_in_fp32(pair21, clip):
         assert ids == [1] and masks.shape == (1, 1, HEIGHT, WIDTH) and torch.isfinite(masks).all()
 
 
-@needs_avx512_for_cpu_bf16
 def test_object_prompted_later_matches_official_under_bf16_autocast(pair21, clip):
     """Where the official runs the defect case (bf16 autocast), ours agrees within bf16 noise."""
 
