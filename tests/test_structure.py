@@ -35,8 +35,8 @@ def base_names(node: ast.ClassDef) -> list[str]:
     ]
 
 
-def foreign_private_state(node: ast.ClassDef) -> set[str]:
-    """``self._x`` attributes a class reads but neither assigns nor defines: state declared elsewhere."""
+def foreign_state(node: ast.ClassDef) -> set[str]:
+    """``self.x`` attributes a class reads but neither assigns nor defines: state declared elsewhere."""
     defined = {
         target.id
         for stmt in node.body
@@ -49,14 +49,14 @@ def foreign_private_state(node: ast.ClassDef) -> set[str]:
         if isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name) and sub.value.id == "self":
             if isinstance(sub.ctx, ast.Store):
                 defined.add(sub.attr)
-            elif sub.attr.startswith("_") and not sub.attr.startswith("__"):
+            elif not sub.attr.startswith("__"):
                 read.add(sub.attr)
     return read - defined
 
 
 def mixins(classes: dict[str, ast.ClassDef]) -> dict[str, list[str]]:
     """Class -> its bases of ours that exist only to be mixed in: no ``__init__`` of their own, and methods
-    that read private state the base never sets (the class they are mixed into declares it)."""
+    that read state the base never sets (the class they are mixed into declares it)."""
     found = {}
     for name, node in classes.items():
         parts = []
@@ -65,7 +65,7 @@ def mixins(classes: dict[str, ast.ClassDef]) -> dict[str, list[str]]:
             if declared is None:
                 continue
             has_init = any(isinstance(s, ast.FunctionDef) and s.name == "__init__" for s in declared.body)
-            if not has_init and foreign_private_state(declared):
+            if not has_init and foreign_state(declared):
                 parts.append(base)
         if parts:
             found[name] = parts
