@@ -193,9 +193,7 @@ class Session:
     @property
     def selected(self) -> int | None:
         """The selected object (prompts go to it when no object is given), or None."""
-        return self._guard.read(
-            lambda: self._state.selected if self._state.selected in self._state.objects else None
-        )
+        return self._guard.read(self._state.selected_object)
 
     def select_object(self, obj: int | None) -> None:
         """Select an object (None: none). Not an edit: it is not undone."""

@@ -124,6 +124,10 @@ class SessionState:
         self.table = PromptTable.from_log(log)
 
     # -------------------------------------------------------------------------------------- queries
+    def selected_object(self) -> int | None:
+        """The selected object while it exists (a removed object's selection reads as none), or None."""
+        return self.selected if self.selected in self.objects else None
+
     def find_point(self, frame: int, x: float, y: float, radius: float) -> tuple[int, int] | None:
         """The click nearest (x, y) on a frame within ``radius``, as (object id, index), or None."""
         best, best_d = None, float(radius)

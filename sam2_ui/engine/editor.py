@@ -65,7 +65,7 @@ class Editor:
         """``obj``, or the selected object for None, checked to exist."""
         with self._guard.lock:
             if obj is None:
-                obj = self._state.selected if self._state.selected in self._state.objects else None
+                obj = self._state.selected_object()
                 if obj is None:
                     raise SessionError("No object is selected: add or select an object first.")
             return self._state.objects.get(obj).id

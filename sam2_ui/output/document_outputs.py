@@ -51,8 +51,7 @@ def frame_drawing(state: SessionState, frame: int, prompts: bool) -> FrameDrawin
     colors = {info.id: info.color for info in state.objects}
     masks = {obj: e.mask(state.store.shape) for obj, e in state.store.entries(frame).items() if obj in colors}
     points, boxes = marks(state.table.on_frame(frame) if prompts else {})
-    selected = state.selected if state.selected in state.objects else None
-    return FrameDrawing(masks, colors, points, boxes, selected)
+    return FrameDrawing(masks, colors, points, boxes, state.selected_object())
 
 
 def export_snapshot(
