@@ -8,16 +8,10 @@ VENV=${VENV:-.venv}
 TORCH_VERSION=${TORCH_VERSION:-2.14.1}
 TORCHVISION_VERSION=${TORCHVISION_VERSION:-0.29.1}
 STAMP="$VENV/.test-setup"
-SOURCES=$(cat requirements.txt pyproject.toml scripts/test_fast.sh | sha256sum | cut -d' ' -f1)
+SOURCES=$(cat requirements.txt pyproject.toml scripts/test_env.sh | sha256sum | cut -d' ' -f1)
 WANT="$SOURCES torch $TORCH_VERSION torchvision $TORCHVISION_VERSION"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
-  python3 -m venv "$VENV"
-  . "$VENV/bin/activate"
-  python -m pip install --quiet --upgrade pip
-  python -m pip install --quiet "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
-  python -m pip install --quiet -r requirements.txt -e ".[test]"
-  # Collecting the parity modules imports the official package, even where they are left out.
-  SAM2_BUILD_CUDA=0 python -m pip install --quiet --no-build-isolation "sam2==1.1.0"
+  . scripts/test_env.sh
   echo "$WANT" >"$STAMP"
 fi
 . "$VENV/bin/activate"
