@@ -93,7 +93,7 @@ def condition_group(
             tuple(torch.cat(parts, dim=0) for parts in zip(*layer)) for layer in zip(*per_object)
         ]  # per layer: B, heads, M, c
     _, channels, height, width = embedding.shape
-    batch = len(per_object)
+    batch = memory_kv[0][0].shape[0]  # the objects (training reads a batch of objects as one memory)
     curr = sequence_first(embedding).expand(-1, batch, -1)
     curr_pos = sequence_first(features.pos[-1]).expand(-1, batch, -1)
     fused = model.memory_attention(curr, curr_pos, None, None, memory_kv=memory_kv)

@@ -92,15 +92,17 @@ def pointer_frames(
     num_frames: int,
     max_ptrs: int,
     reverse: bool,
+    future_conditioning: bool = False,
 ) -> list[tuple[int, int, bool]]:
     """(signed temporal offset, frame, is a conditioning frame) of the object pointers a frame attends to:
     the conditioning frames up to it (in tracking order), then the stored frames among the ``max_ptrs - 1``
-    just before it."""
+    just before it. ``future_conditioning``: every conditioning frame, later ones too (negative offsets), as
+    the network reads them in training."""
     sign = -1 if reverse else 1
     pairs = []
     for t in conditioning:
         in_past = t >= frame_idx if reverse else t <= frame_idx
-        if in_past:
+        if in_past or future_conditioning:
             pairs.append(((frame_idx - t) * sign, t, True))
     for distance in range(1, max_ptrs):
         t = frame_idx + distance if reverse else frame_idx - distance
@@ -165,9 +167,16 @@ class MemoryRead:
 
 
 def read_memory(
-    model: SAM2Model, frame_idx: int, memory: ObjectMemory, num_frames: int, reverse: bool
+    model: SAM2Model,
+    frame_idx: int,
+    memory: ObjectMemory,
+    num_frames: int,
+    reverse: bool,
+    future_conditioning: bool = False,
 ) -> MemoryRead:
-    """Select what a non-initial frame reads from an object's memory bank (no tensor is touched)."""
+    """Select what a non-initial frame reads from an object's memory bank (no tensor is touched).
+
+    ``future_conditioning``: the pointers of later conditioning frames are read too (training does)."""
     if not memory.conditioning:
         raise RuntimeError("an object must have a conditioning frame before it can be tracked")
     cond, non_cond = memory.conditioning, memory.non_conditioning
@@ -178,7 +187,9 @@ def read_memory(
     max_ptrs = min(num_frames, model.max_obj_ptrs_in_encoder)
     pointers = tuple(
         (offset, t, (cond if is_cond else non_cond)[t])
-        for offset, t, is_cond in pointer_frames(frame_idx, cond, non_cond, num_frames, max_ptrs, reverse)
+        for offset, t, is_cond in pointer_frames(
+            frame_idx, cond, non_cond, num_frames, max_ptrs, reverse, future_conditioning
+        )
     )
     return MemoryRead(frame_idx, reverse, num_frames, spatial, pointers)
 
@@ -219,8 +230,9 @@ def memory_tokens(
     """The tokens of a memory read, as memory attention takes them.
 
     Returns:
-      memory ``M, 1, 64`` and its position encoding ``M, 1, 64`` (spatial tokens first, then 4 tokens per
-      object pointer), and the number of pointer tokens at the end.
+      memory ``M, B, 64`` and its position encoding ``M, B, 64`` (spatial tokens first, then 4 tokens per
+      object pointer), and the number of pointer tokens at the end. B is 1 when tracking; training reads
+      the memories of a batch of objects at once.
     """
     num_maskmem = model.num_maskmem
     frame_pos = sequence_first(memory_pos.to(device))  # h*w, 1, 64
@@ -228,8 +240,9 @@ def memory_tokens(
     for slot, _, entry in read.spatial:
         # Stored bf16; bf16 -> fp32 is exact, and casting here keeps fp32 models running when no pointer
         # follows (the official code fails there with a dtype mismatch).
-        tokens.append(sequence_first(entry.maskmem_features.to(device=device, dtype=dtype)))
-        positions.append(frame_pos + model.maskmem_tpos_enc[num_maskmem - 1 - slot])
+        features = sequence_first(entry.maskmem_features.to(device=device, dtype=dtype))  # h*w, B, 64
+        tokens.append(features)
+        positions.append((frame_pos + model.maskmem_tpos_enc[num_maskmem - 1 - slot]).expand_as(features))
     pointers = pointer_memory(model, read, dtype, device)
     num_ptr_tokens = 0
     if pointers is not None:
