@@ -12,7 +12,7 @@ import torch
 from model.training.batch import Clip, collate
 from model.training.clip_forward import FrameSteps, forward_clips
 from model.training.losses import clip_losses
-from model.training.prompts import PromptPlan, PromptSettings, error_clicks, noisy_box
+from model.training.prompts import PromptPlan, PromptSettings, error_clicks, noisy_box, plan_prompts
 from tests.model.training.official_training import (
     official_input,
     official_loss,
@@ -145,3 +145,48 @@ def test_one_training_step_equals_official_loss_and_gradients(tmp_path, make_pla
         f"lowest cosine {worst_cosine:.8f}, largest difference {worst_diff:.3g}"
     )
     assert not math.isnan(worst_diff)
+
+
+def _mix(plans: list[tuple[str, int, int, float]]) -> dict[str, float]:
+    """Frequencies over (first-frame prompt kind, initial frames, corrected frames, clicks per frame)."""
+    count = len(plans)
+    mix = {kind: sum(p[0] == kind for p in plans) / count for kind in ("mask", "box", "click")}
+    for n in (1, 2):
+        mix[f"{n} initial frames"] = sum(p[1] == n for p in plans) / count
+    for n in (0, 1, 2):
+        mix[f"{n} corrected frames"] = sum(p[2] == n for p in plans) / count
+    mix["correction clicks per frame"] = sum(p[3] for p in plans) / count
+    return mix
+
+
+def test_prompt_mix_matches_official_over_1000_draws(tmp_path):
+    draws, num_frames, clicks = 1000, 8, 7
+    masks = torch.zeros(num_frames, 1, 32, 32, dtype=torch.bool)
+    masks[:, 0, 8:20, 10:24] = True
+    official, _ = twin_models(tmp_path, image_size=64)
+    torch.manual_seed(0)
+    official_input_ = official_input(
+        collate([Clip(np.zeros((num_frames, 32, 32, 3), np.uint8), masks.numpy(), (1,))])
+    )
+    theirs = []
+    for _ in range(draws):
+        out = official.prepare_prompt_inputs({}, official_input_)
+        first = out["init_cond_frames"][0]
+        labels = out["point_inputs_per_frame"].get(first, {}).get("point_labels")
+        kind = "mask" if labels is None else ("box" if int(labels[0, 0]) == 2 else "click")
+        corrected = len(out["frames_to_add_correction_pt"])
+        theirs.append((kind, len(out["init_cond_frames"]), corrected, corrected * clicks / num_frames))
+    generator = torch.Generator().manual_seed(0)
+    ours = []
+    for _ in range(draws):
+        plan = plan_prompts(masks, PromptSettings(correction_clicks=clicks), generator)
+        corrected = len(plan.corrected_frames)
+        ours.append((plan.kinds[0], len(plan.init_frames), corrected, corrected * clicks / num_frames))
+    ours_mix, their_mix = _mix(ours), _mix(theirs)
+    for name, expected in their_mix.items():
+        if name == "correction clicks per frame":
+            spread = float(np.std([p[3] for p in theirs])) * math.sqrt(2 / draws)
+        else:
+            spread = math.sqrt(max(expected * (1 - expected), 0.25 / draws) * 2 / draws)
+        assert abs(ours_mix[name] - expected) <= 4.5 * spread, (name, ours_mix[name], expected)
+    assert their_mix["mask"] > 0.4 and their_mix["box"] > 0.15 and their_mix["click"] > 0.15  # a real mix
