@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from model.network.blocks import MLP
 
@@ -150,6 +151,7 @@ class Hiera(nn.Module):
 
     ``forward`` maps ``B, 3, H, W`` to four channels-first maps at strides 4, 8, 16, 32 with widths
     ``C, 2C, 4C, 8C`` (high resolution first). ``channel_list`` lists those widths deepest first.
+    `set_activation_checkpointing` trades compute for memory in training (off by default).
     """
 
     def __init__(
@@ -193,6 +195,15 @@ class Hiera(nn.Module):
             dim = dim_out
         widths = [self.blocks[end].attn.proj.out_features for end in self.stage_ends]
         self.channel_list = tuple(reversed(widths))  # deepest first, as the neck lists them
+        self.activation_checkpointing = False
+
+    def set_activation_checkpointing(self, enabled: bool = True) -> None:
+        """Run each block under ``torch.utils.checkpoint`` while gradients are recorded.
+
+        The block's inner activations are then recomputed in the backward pass instead of being kept, which
+        is most of the encoder's training memory. Outputs and gradients are the same either way.
+        """
+        self.activation_checkpointing = enabled
 
     def position_embedding(self, h: int, w: int) -> torch.Tensor:
         """Background embedding resized (bicubic) to ``h x w`` plus the window embedding tiled over it."""
@@ -204,9 +215,10 @@ class Hiera(nn.Module):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.patch_embed(x)  # B, H/4, W/4, C
         x = x + self.position_embedding(x.shape[1], x.shape[2])
+        recompute = self.activation_checkpointing and torch.is_grad_enabled()
         outputs = []
         for i, block in enumerate(self.blocks):
-            x = block(x)
+            x = checkpoint(block, x, use_reentrant=False) if recompute else block(x)
             if i in self.stage_ends:
                 outputs.append(x.permute(0, 3, 1, 2))  # B, C_s, H_s, W_s
         return outputs
