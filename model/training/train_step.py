@@ -108,13 +108,14 @@ class TrainStep:
         num_objects = self._objects_per_batch(batches, device)
         totals: dict[str, torch.Tensor] = {}
         for a, (index, batch) in enumerate(zip(self.micro_batches_of(step), batches)):
+            batch = batch.to(device)
             generator = seeded_generator(self.seed, index)
             torch.manual_seed(int(torch.randint(0, 2**62, (), generator=generator)))  # dropout
             plan = plan_prompts(batch.masks, self.training.settings, generator)
             last = a == self.accumulate - 1
             sync = nullcontext() if (last or not self.distributed) else self.runner.no_sync()
             with sync, self._autocast(device):
-                losses = self.runner(batch.to(device), plan, generator, num_objects)
+                losses = self.runner(batch, plan, generator, num_objects)
                 (losses["total"] / self.accumulate).backward()
             for name, value in losses.items():
                 totals[name] = totals.get(name, 0.0) + value.detach().float() / self.accumulate
