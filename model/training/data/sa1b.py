@@ -1,0 +1,115 @@
+"""SA-1B: a folder of ``<name>.jpg`` with ``<name>.json`` beside each (``image``: width, height;
+``annotations``: one per mask, with a COCO RLE ``segmentation`` and its ``area``).
+
+Each image is a video of one frame (index 0); an object's id is its place in ``annotations``. Masks of zero
+area are left out, as the official ``SA1BRawDataset`` does. The check reads every JSON once and keeps only
+which objects are usable; a clip reads its image's JSON again (SA-1B's JSONs are too large to keep).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from model.training.data.images import check_image, load_rgb
+from model.training.data.report import Problem, TrainingDataError
+from model.training.data.segmentation import decode_segmentation, usable_annotations
+from model.training.data.source import Source, VideoItem
+
+SKIPPED = "image skipped"
+NOT_SA1B = 'not an SA-1B annotation file (expected "annotations": a list of {"segmentation": RLE, "area"})'
+
+
+class SA1BSource(Source):
+    """Images of an SA-1B folder (``sa_1.jpg`` + ``sa_1.json``, ...).
+
+    Arguments:
+        folder: the folder holding the pairs.
+        videos: the image names (stems) to use; None: every JPEG with a JSON beside it.
+    """
+
+    layout = "SA-1B (.jpg + .json per image)"
+
+    def __init__(self, folder: str | Path, *, videos: Sequence[str] | None = None) -> None:
+        self.folder = Path(folder)
+        super().__init__(str(self.folder))
+        self.wanted = None if videos is None else list(videos)
+
+    # -- the check -----------------------------------------------------------------------------------------
+
+    def video_names(self) -> tuple[list[str], list[Problem]]:
+        if not self.folder.is_dir():
+            return [], [self.problem("", "the folder is missing", "nothing to train on here")]
+        if self.wanted is not None:
+            return self.wanted, []
+        images = {p.stem for p in self.folder.glob("*.jpg") if not p.name.startswith(".")}
+        annotated = {p.stem for p in self.folder.glob("*.json") if not p.name.startswith(".")}
+        problems = [
+            self.problem(f"{stem}.jpg", "an image without its JSON beside it", SKIPPED)
+            for stem in sorted(images - annotated)
+        ]
+        names = sorted(images & annotated)
+        if not names:
+            issue = "no SA-1B images: no <name>.jpg with <name>.json beside it"
+            return [], problems + [self.problem("", issue, "nothing to train on here")]
+        return names, problems
+
+    def check_video(self, name: str) -> tuple[VideoItem | None, list[Problem]]:
+        size, problem = check_image(self.folder / f"{name}.jpg")
+        if problem is not None:
+            return None, [self.problem(name, "the image cannot be read", SKIPPED, problem)]
+        try:
+            annotations = self._annotations(name)
+        except TrainingDataError as error:
+            issue = NOT_SA1B if "not an SA-1B" in str(error) else "the JSON cannot be read"
+            return None, [self.problem(name, issue, SKIPPED, str(error.__cause__ or ""))]
+        width, height = size
+        usable, bad = usable_annotations(annotations, height, width)
+        problems = []
+        if bad:
+            details = f"{len(bad)}: {'; '.join(bad[:2])}"
+            problems.append(
+                self.problem(name, "masks that do not fit the image", "those masks left out", details)
+            )
+        if not usable:
+            return None, problems + [self.problem(name, "no annotated object", SKIPPED)]
+        return VideoItem(name, (0,), (tuple(usable),)), problems
+
+    def _annotations(self, name: str) -> list[Any]:
+        path = self.folder / f"{name}.json"
+        try:
+            document = json.loads(path.read_text())
+        except (OSError, ValueError, RecursionError) as error:
+            raise TrainingDataError(f"cannot read {path}: {error}") from error
+        annotations = document.get("annotations") if isinstance(document, dict) else None
+        if not isinstance(annotations, list):
+            raise TrainingDataError(f"{path} is {NOT_SA1B}")
+        return annotations
+
+    # -- reading -------------------------------------------------------------------------------------------
+
+    def read_frames(self, item: VideoItem, frames: Sequence[int]) -> dict[int, np.ndarray]:
+        rgb = load_rgb(self.folder / f"{item.name}.jpg")
+        return {frame: rgb for frame in set(frames)}
+
+    def read_masks(
+        self, item: VideoItem, frame: int, objects: Sequence[int] | None = None
+    ) -> dict[int, np.ndarray]:
+        annotations = self._annotations(item.name)
+        masks = {}
+        for obj in item.visible[0] if objects is None else objects:
+            try:
+                segmentation = annotations[obj]["segmentation"]
+                height, width = (int(s) for s in segmentation["size"])
+                mask = decode_segmentation(segmentation, height, width)
+            except (KeyError, IndexError, TypeError, ValueError) as error:
+                raise TrainingDataError(
+                    f"{self.name}: {item.name}: the mask of object {obj}: {error}"
+                ) from error
+            if mask.any():
+                masks[int(obj)] = mask
+        return masks
