@@ -43,4 +43,11 @@ class ClipTraining(nn.Module):
         ``generator`` draws the correction clicks; ``num_objects`` divides each sum (objects per batch,
         averaged over processes)."""
         frames = forward_clips(self.model, batch, plan, self.settings, generator, self.encoder_grad)
-        return clip_losses(frames, batch.masks, num_objects, self.weights)
+        losses = clip_losses(frames, batch.masks, num_objects, self.weights)
+        if not losses["total"].requires_grad:
+            # Every frame was a mask prompt (a 2-frame clip with 2 initial frames): the outputs are the masks
+            # themselves. A zero that touches every trainable weight gives zero gradients, so the step (and
+            # every process of a DDP run, which must all reduce the same gradients) goes on.
+            trainable = [p for p in self.model.parameters() if p.requires_grad]
+            losses["total"] = losses["total"] + 0.0 * sum(p.sum() for p in trainable)
+        return losses

@@ -13,6 +13,7 @@ from model import build_sam2
 from model.training.batch import Clip, collate
 from model.training.clip_training import ClipTraining
 from model.training.optimizer import build_optimizer
+from model.training.prompts import PromptPlan
 from model.training.schedule import CosineSchedule
 from model.training.train_step import TrainStep, micro_batch_index
 
@@ -76,3 +77,13 @@ def test_bf16_autocast_trains_with_finite_losses():
     result = stepper.run(0, [_batch(0)])
     assert all(np.isfinite(v) for v in result.losses.values())
     assert result.grad_norm > 0
+
+
+def test_a_clip_made_only_of_mask_prompts_gives_zero_gradients_not_an_error():
+    model = _network()
+    training = ClipTraining(model)
+    plan = PromptPlan(init_frames=[0, 1], corrected_frames=[], kinds={0: "mask", 1: "mask"})
+    losses = training(_batch(0), plan, torch.Generator(), num_objects=1.0)
+    losses["total"].backward()  # a 2-frame clip whose both frames are initial mask prompts: nothing to learn
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and not g.any() for g in grads)
