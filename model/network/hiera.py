@@ -113,6 +113,16 @@ class HieraBlock(nn.Module):
         self.mlp = MLP(dim_out, int(dim_out * mlp_ratio), dim_out, num_layers=2, activation=nn.GELU)
         if self.changes_dim:
             self.proj = nn.Linear(dim, dim_out)
+        self.drop_path = 0.0  # stochastic depth in training (`Hiera.set_drop_path`); 0 at inference
+
+    def _dropped(self, branch: torch.Tensor) -> torch.Tensor:
+        """Stochastic depth: in training, the residual branch of each image is dropped with probability
+        ``drop_path`` and the kept ones scaled up, so the expected output is unchanged."""
+        if not self.training or self.drop_path == 0.0:
+            return branch
+        keep = 1.0 - self.drop_path
+        mask = branch.new_empty((branch.shape[0],) + (1,) * (branch.ndim - 1)).bernoulli_(keep)
+        return branch * mask.div_(keep)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: B, H, W, C
@@ -134,8 +144,8 @@ class HieraBlock(nn.Module):
             padded = (out_hw[0] + (-out_hw[0] % out_size), out_hw[1] + (-out_hw[1] % out_size))
             y = window_merge(y, out_size, padded, out_hw)  # B, H', W', C'
 
-        x = shortcut + y
-        return x + self.mlp(self.norm2(x))
+        x = shortcut + self._dropped(y)
+        return x + self._dropped(self.mlp(self.norm2(x)))
 
 
 class Hiera(nn.Module):
@@ -151,7 +161,8 @@ class Hiera(nn.Module):
 
     ``forward`` maps ``B, 3, H, W`` to four channels-first maps at strides 4, 8, 16, 32 with widths
     ``C, 2C, 4C, 8C`` (high resolution first). ``channel_list`` lists those widths deepest first.
-    `set_activation_checkpointing` trades compute for memory in training (off by default).
+    `set_activation_checkpointing` trades compute for memory in training (off by default); `set_drop_path`
+    turns on stochastic depth for training.
     """
 
     def __init__(
@@ -204,6 +215,15 @@ class Hiera(nn.Module):
         is most of the encoder's training memory. Outputs and gradients are the same either way.
         """
         self.activation_checkpointing = enabled
+
+    def set_drop_path(self, rate: float) -> None:
+        """Stochastic depth for training: block ``i`` of ``n`` drops its residual branches with probability
+        ``rate * i / (n - 1)`` (0 for the first block), as the official trunk's ``drop_path_rate``."""
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"the drop-path rate must be in [0, 1), got {rate}")
+        count = len(self.blocks)
+        for i, block in enumerate(self.blocks):
+            block.drop_path = rate * i / (count - 1) if count > 1 else rate
 
     def position_embedding(self, h: int, w: int) -> torch.Tensor:
         """Background embedding resized (bicubic) to ``h x w`` plus the window embedding tiled over it."""

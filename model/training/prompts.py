@@ -9,6 +9,7 @@ What a clip gets (the official training recipe, every choice from one seeded ``t
     a corrected frame becomes a conditioning frame;
   * a 1-frame clip (an image) always gets clicks.
 
+The generator may live on the GPU (training draws there, where the masks are) or the CPU.
 Clicks are ``N, P, 2`` (x, y) pixel coordinates of the network input with ``N, P`` int32 labels (1 positive,
 0 negative, 2 and 3 the box corners), as `SAM2Model.predict_heads` takes them.
 """
@@ -59,17 +60,17 @@ class PromptPlan:
 
 
 def _uniform(generator: torch.Generator) -> float:
-    return float(torch.rand((), generator=generator))
+    return float(torch.rand((), generator=generator, device=generator.device))
 
 
 def _integer(low: int, high: int, generator: torch.Generator) -> int:
     """A random integer in low .. high, both included."""
-    return int(torch.randint(low, high + 1, (), generator=generator))
+    return int(torch.randint(low, high + 1, (), generator=generator, device=generator.device))
 
 
 def _choose(options: list[int], count: int, generator: torch.Generator) -> list[int]:
     """``count`` distinct items of ``options`` in random order."""
-    order = torch.randperm(len(options), generator=generator)[:count]
+    order = torch.randperm(len(options), generator=generator, device=generator.device)[:count]
     return [options[i] for i in order.tolist()]
 
 
@@ -128,7 +129,7 @@ def noisy_box(masks: torch.Tensor, generator: torch.Generator) -> tuple[torch.Te
     box_w, box_h = boxes[..., 2] - boxes[..., 0], boxes[..., 3] - boxes[..., 1]
     bound = torch.tensor(BOX_NOISE_BOUND, device=masks.device)
     max_dx, max_dy = torch.minimum(box_w * BOX_NOISE, bound), torch.minimum(box_h * BOX_NOISE, bound)
-    noise = 2 * torch.rand(count, 1, 4, generator=generator).to(masks.device) - 1
+    noise = 2 * torch.rand(count, 1, 4, generator=generator, device=generator.device).to(masks.device) - 1
     boxes = boxes + noise * torch.stack((max_dx, max_dy, max_dx, max_dy), dim=-1)
     limits = torch.tensor([width, height, width, height], device=masks.device) - 1
     boxes = torch.minimum(torch.maximum(boxes, torch.zeros_like(limits)), limits)
@@ -150,7 +151,8 @@ def error_clicks(
     count, _, height, width = truth.shape
     false_pos, false_neg = ~truth & predicted, truth & ~predicted
     all_right = (truth == predicted).flatten(2).all(dim=2)[..., None, None]  # N, 1, 1, 1
-    noise = torch.rand(count, 1, height, width, 2, generator=generator).to(truth.device)
+    noise = torch.rand(count, 1, height, width, 2, generator=generator, device=generator.device)
+    noise = noise.to(truth.device)  # a no-op when the generator is on the masks' device, as in training
     noise[..., 0] *= false_pos | (all_right & ~truth)
     noise[..., 1] *= false_neg
     index = noise.flatten(2).argmax(dim=2)  # N, 1: pixel * 2 + (1 for a positive click)

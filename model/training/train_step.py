@@ -9,6 +9,7 @@ resumed run continues with the very draws an uninterrupted one would make.
 
 from __future__ import annotations
 
+import math
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -31,9 +32,12 @@ def micro_batch_index(step: int, accumulation: int, rank: int, world_size: int, 
     return (step * accumulate + accumulation) * world_size + rank
 
 
-def seeded_generator(seed: int, micro_batch: int) -> torch.Generator:
-    """The generator of one micro-batch's random choices, from the run's seed and the micro-batch number."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + micro_batch)
+def seeded_generator(seed: int, micro_batch: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """The generator of one micro-batch's random choices, from the run's seed and the micro-batch number.
+
+    It lives on the device that trains, so correction clicks are drawn where the masks are (a CUDA generator
+    draws another stream than a CPU one: runs repeat on the same kind of device)."""
+    return torch.Generator(device=device).manual_seed(seed * 1_000_003 + micro_batch)
 
 
 @dataclass
@@ -45,6 +49,7 @@ class StepResult:
     losses: dict[str, float]
     lrs: dict[str, float]
     grad_norm: float
+    skipped: bool = False  # the gradients were not finite: no update was made
 
 
 class TrainStep:
@@ -109,7 +114,7 @@ class TrainStep:
         totals: dict[str, torch.Tensor] = {}
         for a, (index, batch) in enumerate(zip(self.micro_batches_of(step), batches)):
             batch = batch.to(device)
-            generator = seeded_generator(self.seed, index)
+            generator = seeded_generator(self.seed, index, device)
             torch.manual_seed(int(torch.randint(0, 2**62, (), generator=generator)))  # dropout
             plan = plan_prompts(batch.masks, self.training.settings, generator)
             last = a == self.accumulate - 1
@@ -119,13 +124,21 @@ class TrainStep:
                 (losses["total"] / self.accumulate).backward()
             for name, value in losses.items():
                 totals[name] = totals.get(name, 0.0) + value.detach().float() / self.accumulate
-        grad_norm = clip_gradients(self.training.model.parameters(), self.max_grad_norm)
-        self.optimizer.step()
+        # Clipping measures the norm (of gradients already averaged over processes, so every process sees
+        # the same); with no clipping an infinite bound only measures it.
+        max_norm = self.max_grad_norm if self.max_grad_norm is not None else float("inf")
+        grad_norm = float(clip_gradients(self.training.model.parameters(), max_norm))
+        skipped = not math.isfinite(grad_norm)
+        if skipped:
+            self.optimizer.zero_grad(set_to_none=True)  # a NaN or inf would poison every weight it touches
+        else:
+            self.optimizer.step()
         return StepResult(
             step=step,
             losses=self._averaged(totals),
             lrs={kind: self.schedule.lr_at(step, kind) for kind in self._kinds()},
-            grad_norm=float(grad_norm) if grad_norm is not None else float("nan"),
+            grad_norm=grad_norm,
+            skipped=skipped,
         )
 
     def _objects_per_batch(self, batches: list[TrainBatch], device: torch.device) -> float:

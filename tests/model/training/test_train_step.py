@@ -87,3 +87,20 @@ def test_a_clip_made_only_of_mask_prompts_gives_zero_gradients_not_an_error():
     losses["total"].backward()  # a 2-frame clip whose both frames are initial mask prompts: nothing to learn
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert all(g is not None and not g.any() for g in grads)
+
+
+def test_a_step_with_non_finite_gradients_is_skipped_and_changes_no_weight():
+    model = _network()
+    stepper = _stepper(model)
+    forward = stepper.training.forward
+
+    def poisoned(*args, **kwargs):
+        losses = forward(*args, **kwargs)
+        losses["total"] = losses["total"] * float("nan")
+        return losses
+
+    stepper.training.forward = poisoned
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    result = stepper.run(0, [_batch(0)])
+    assert result.skipped and not np.isfinite(result.grad_norm)
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
