@@ -6,8 +6,8 @@ the official ``sam2.build_sam.build_sam2``, the app's ``--checkpoint`` and the w
 validation so far and the settings a resumed run must share, all plain tensors, numbers, strings, lists and
 dicts, so ``torch.load(path, weights_only=True)`` reads the whole file.
 
-A file is written next to its final name and renamed over it, so a crash while saving leaves the previous
-checkpoint whole.
+A file is written next to its final name, flushed to the disk and renamed over it, so a crash while saving
+(or soon after) leaves the previous checkpoint or the new one whole.
 """
 
 from __future__ import annotations
@@ -29,13 +29,35 @@ FORMAT = 1
 
 
 def save_atomically(payload: dict[str, Any], path: Path) -> Path:
-    """``torch.save`` to a temporary file beside ``path``, then rename it over ``path``."""
+    """``torch.save`` to a temporary file beside ``path``, flushed to the disk, then renamed over ``path``
+    (and the rename flushed too, where the OS can sync a folder).
+
+    Without the flush before the rename, a power cut or a node lost soon after can leave ``path`` naming a
+    file whose data never reached the disk: an empty or cut-short ``last.pt`` instead of the previous one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
-    torch.save(payload, partial)
+    with partial.open("wb") as handle:
+        torch.save(payload, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
     os.replace(partial, path)
+    _sync_folder(path.parent)
     return path
+
+
+def _sync_folder(folder: Path) -> None:
+    """Flush a folder's entries (a rename in it) to the disk; Windows cannot open a folder to do so."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:  # some file systems (network ones among them) refuse to sync a folder
+        pass
+    finally:
+        os.close(descriptor)
 
 
 def model_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:

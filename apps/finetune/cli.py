@@ -1,8 +1,14 @@
 """``python -m apps.finetune``: set a run up (or resume it), train, and say where the checkpoints are.
 
 Exit status: 0 when the run finished (or had finished already), 2 for a problem the message explains (a
-flag, a path, the data, the checkpoint, a resume with other arguments), 130 when stopped by Ctrl-C or
-SIGTERM (``last.pt`` saved unless Ctrl-C was pressed twice).
+flag, a path, the data, the checkpoint, a resume with other arguments; mid-run, a clip that cannot be read,
+the device out of memory, steps that stopped learning: ``last.pt`` saved for the steps completed), 130 when
+stopped by Ctrl-C or SIGTERM (``last.pt`` saved unless Ctrl-C was pressed twice).
+
+Under torchrun, each part of the setup ends with the processes agreeing (`Processes.together`): a problem
+on any process (a node that cannot read ``last.pt``, a GPU out of memory) stops all of them, and rank 0 says
+which process had it. A problem that one process meets alone mid-run is printed by that process, after
+``[rank r]``.
 """
 
 from __future__ import annotations
@@ -36,8 +42,11 @@ def main(argv: list[str] | None = None) -> int:
             warnings.showwarning = _warning_line
             return run(args, processes)
     except FinetuneError as error:
-        if processes is None or processes.is_main:  # the same on every process: said once
-            print(f"error: {error}", file=sys.stderr)
+        _report(error, processes)
+        if error.shared and processes is not None:
+            # Every process has it: none leaves before rank 0 has said it (torchrun ends the other processes
+            # as soon as one exits).
+            processes.barrier()
         return 2
     except KeyboardInterrupt:
         if processes is None or processes.is_main:
@@ -54,20 +63,24 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace, processes: Processes) -> int:
     """Set up the run, train what is left of it, and print how to use the result."""
-    precision = _precision(args.precision, processes)
-    data = load_training_data(args, processes)
-    clips_per_step = args.batch_size * args.accumulate * processes.world_size
-    total_steps = args.steps if args.steps is not None else data.steps_for(args.epochs, clips_per_step)
-    if args.warmup > total_steps:
-        raise FinetuneError(f"--warmup {args.warmup} is longer than the run ({total_steps} steps)")
+    with processes.together():
+        precision = _precision(args.precision, processes)
+    with processes.together():
+        data = load_training_data(args, processes)
+        clips_per_step = args.batch_size * args.accumulate * processes.world_size
+        total_steps = args.steps if args.steps is not None else data.steps_for(args.epochs, clips_per_step)
+        if args.warmup > total_steps:
+            raise FinetuneError(f"--warmup {args.warmup} is longer than the run ({total_steps} steps)")
     state = RunState(total_steps, 0, resume_settings(args, total_steps, processes.world_size))
     saved = _saved_run(args, processes, state)
-    validator = Validator(args.val, args.out, precision) if args.val is not None else None
+    with processes.together():  # rank 0 alone validates
+        validate = args.val is not None and processes.is_main
+        validator = Validator(args.val, args.out, precision) if validate else None
     if saved is not None and state.completed >= total_steps:
         _say(processes, f"This run finished already ({total_steps} steps): nothing to do.", result=True)
         _say(processes, usage(args, saved["training"]["config"], state), result=True)
         return 0
-    trainee = build_trainee(args, processes.device, total_steps, precision, saved)
+    trainee = build_trainee(args, processes, total_steps, precision, saved)
     if saved is not None:
         restore_random_states(saved["training"]["rng"], processes.device)
         del saved
@@ -93,17 +106,22 @@ def _precision(requested: str, processes: Processes) -> str:
 
 
 def _saved_run(args: argparse.Namespace, processes: Processes, state: RunState) -> dict | None:
-    """``last.pt`` of ``--out`` when resuming (checked against the arguments), else None."""
-    saved = read_last(args.out)
+    """``last.pt`` of ``--out`` when resuming (checked against the arguments), else None. Every process
+    reads it (each needs the optimizer state); all must see the same file."""
+    with processes.together():
+        saved = read_last(args.out)
     step = None if saved is None else int(saved["training"]["step"])
-    if processes.from_main(step) != step:
-        raise FinetuneError(
-            f"The processes see different {Path(args.out) / LAST} files: --out must be a folder every node "
-            "sees (a shared file system)."
-        )
+    main_step = processes.from_main(step)
+    with processes.together():
+        if main_step != step:
+            raise FinetuneError(
+                f"The processes see different {Path(args.out) / LAST} files (rank 0: step {main_step}, this "
+                f"process: step {step}): --out must be a folder every node sees (a shared file system)."
+            )
+        if saved is not None:
+            check_same_settings(saved["training"]["settings"], state.settings, args.out)
     if saved is None:
         return None
-    check_same_settings(saved["training"]["settings"], state.settings, args.out)
     state.completed = step
     state.best = dict(saved["training"]["best"])
     return saved
@@ -149,6 +167,17 @@ def usage(args: argparse.Namespace, config: str, state: RunState) -> str:
 def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
     """Warnings (a clip that could not be read and was replaced) as one plain line, above the progress bar."""
     tqdm.write(f"warning: {message}", file=sys.stderr)
+
+
+def _report(error: FinetuneError, processes: Processes | None) -> None:
+    """Print an error: once (rank 0) when every process has it, else on the process that met it."""
+    if processes is None or not processes.distributed:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+    elif error.shared:
+        if processes.is_main:
+            print(f"error: {error}", file=sys.stderr, flush=True)
+    else:
+        print(f"[rank {processes.rank}] error: {error}", file=sys.stderr, flush=True)
 
 
 def _say(processes: Processes, text: str, result: bool = False) -> None:

@@ -3,12 +3,15 @@ validation) and ``curves.png`` (the loss curve, and J&F when there is validation
 
 Steps are counted from 1: row ``step`` k holds the k-th optimizer step, after which ``last.pt`` would say
 ``step`` k. A resumed run first drops the rows after the step it resumes from (a crash can leave rows that
-``last.pt`` never saw), so each step has one row, from whichever run computed it last.
+``last.pt`` never saw), so each step has one row, from whichever run computed it last. A step whose loss
+or gradients were not finite (NaN or inf) made no update: its row says ``skipped`` 1; the curve leaves it
+out.
 """
 
 from __future__ import annotations
 
 import csv
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -30,7 +33,9 @@ class TrainingLog:
     def __init__(self, out: Path, loss_names: Sequence[str]) -> None:
         self.out = Path(out)
         self.loss_columns = [name for name in loss_names if name != "total"] + ["total"]
-        self.step_columns = ["step", *self.loss_columns, "lr_base", "lr_vision", "grad_norm", "seconds"]
+        self.step_columns = [
+            "step", *self.loss_columns, "lr_base", "lr_vision", "grad_norm", "skipped", "seconds"
+        ]  # fmt: skip
         self.losses: list[tuple[int, float]] = []  # (step, total loss), for the curve
         self.scores: list[tuple[int, float]] = []  # (step, J&F)
         self._warned = False
@@ -52,25 +57,34 @@ class TrainingLog:
         self.out.mkdir(parents=True, exist_ok=True)
         rows = _kept_rows(self.losses_path, completed_steps)
         _rewrite(self.losses_path, self.step_columns, rows)
-        self.losses = [(int(r["step"]), float(r["total"])) for r in rows if r.get("total")]
+        self.losses = [(int(r["step"]), float(r["total"])) for r in rows if _finite(r.get("total"))]
         rows = _kept_rows(self.validation_path, completed_steps)
         if rows or self.validation_path.exists():
             _rewrite(self.validation_path, VALIDATION_COLUMNS, rows)
         self.scores = [(int(r["step"]), float(r["J&F"])) for r in rows if r.get("J&F")]
 
     def add_step(
-        self, step: int, losses: dict[str, float], lrs: dict[str, float], grad_norm: float, seconds: float
+        self,
+        step: int,
+        losses: dict[str, float],
+        lrs: dict[str, float],
+        grad_norm: float,
+        seconds: float,
+        skipped: bool = False,
     ) -> None:
-        """Append the row of optimizer step ``step`` (1-based); floats keep every digit (``repr``)."""
+        """Append the row of optimizer step ``step`` (1-based); floats keep every digit (``repr``).
+        ``skipped``: the step made no update (its loss or gradients were not finite)."""
         row = {"step": step, **{name: repr(float(losses[name])) for name in self.loss_columns}}
         row.update(
             lr_base=_number(lrs.get("base")),
             lr_vision=_number(lrs.get("vision")),
             grad_norm=repr(float(grad_norm)),
+            skipped=int(bool(skipped)),
             seconds=f"{seconds:.3f}",
         )
         _append(self.losses_path, self.step_columns, row)
-        self.losses.append((step, float(losses["total"])))
+        if math.isfinite(float(losses["total"])):
+            self.losses.append((step, float(losses["total"])))
 
     def add_validation(self, step: int, j: float, f: float, jf: float, objects: int, seconds: float) -> None:
         """Append a validation's J, F and J&F (percent) after ``step`` steps."""
@@ -125,6 +139,13 @@ def _plot(pyplot, losses: list[tuple[int, float]], scores: list[tuple[int, float
         score_axes.set(title="validation", xlabel="step", ylabel="J&F (%)")
     figure.tight_layout()
     return figure
+
+
+def _finite(text: str | None) -> bool:
+    try:
+        return math.isfinite(float(text or ""))
+    except ValueError:
+        return False
 
 
 def _number(value: float | None) -> str:

@@ -5,13 +5,16 @@ and the `TrainStep` (which wraps the network in DDP when several processes run).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from apps.finetune.errors import FinetuneError
+from apps.finetune.distributed import Processes
+from apps.finetune.errors import OUT_OF_MEMORY_HINT, FinetuneError, out_of_memory
 from apps.model_loading import ModelLoadError, checkpoint_config
 from model.errors import CheckpointError, ModelNotAvailableError
 from model.loading.build import build_sam2
@@ -86,29 +89,57 @@ def build_network(
 
 def build_trainee(
     args: argparse.Namespace,
-    device: torch.device,
+    processes: Processes,
     total_steps: int,
     precision: str,
     resume: dict[str, Any] | None = None,
 ) -> Trainee:
-    """Everything that trains, from the starting weights or, resuming, from ``last.pt``'s contents."""
-    if resume is None:
-        config, checkpoint = starting_weights(args)
-        network = build_network(config, checkpoint, args, device)
-    else:  # the saved weights replace the starting ones, which need not be there any more
-        config = resume["training"]["config"]
-        network = build_network(config, None, args, device)
-        network.load_state_dict(resume["model"])
+    """Everything that trains, from the starting weights or, resuming, from ``last.pt``'s contents.
+
+    Each process builds its own network, optimizer and schedule, and loads its saved state: a problem
+    there on any process (a GPU out of memory, a checkpoint it cannot read) stops every process
+    (`Processes.together`). Wrapping the network in DDP, a collective call, comes between the two."""
+    with processes.together():
+        config, training, optimizer, schedule = _parts(args, processes.device, total_steps, resume)
+    step = TrainStep(
+        training, optimizer, schedule, seed=args.seed, accumulate=args.accumulate, precision=precision
+    )
+    with processes.together():
+        if resume is not None:
+            state = resume["training"]
+            with _out_of_memory_said("loading the optimizer state of last.pt"):
+                step.load_state_dict({"optimizer": state["optimizer"], "schedule": state["schedule"]})
+    return Trainee(config, training.model, step)
+
+
+def _parts(
+    args: argparse.Namespace, device: torch.device, total_steps: int, resume: dict[str, Any] | None
+) -> tuple[str, ClipTraining, torch.optim.Optimizer, CosineSchedule]:
+    """(config name, the network with its losses, the optimizer, the schedule) of this process."""
+    with _out_of_memory_said("the setup (building the network on the device)"):
+        if resume is None:
+            config, checkpoint = starting_weights(args)
+            network = build_network(config, checkpoint, args, device)
+        else:  # the saved weights replace the starting ones, which need not be there any more
+            config = resume["training"]["config"]
+            network = build_network(config, None, args, device)
+            network.load_state_dict(resume["model"])
     training = ClipTraining(network, encoder_grad=encoder_needs_grad(network))
     optimizer = build_optimizer(network, lr=args.lr, vision_lr=args.vision_lr)
     try:
         schedule = CosineSchedule(optimizer, total_steps, warmup_steps=args.warmup)
     except ValueError as error:
         raise FinetuneError(f"--warmup {args.warmup}: {error}") from None
-    step = TrainStep(
-        training, optimizer, schedule, seed=args.seed, accumulate=args.accumulate, precision=precision
-    )
-    if resume is not None:
-        state = resume["training"]
-        step.load_state_dict({"optimizer": state["optimizer"], "schedule": state["schedule"]})
-    return Trainee(config, network, step)
+    return config, training, optimizer, schedule
+
+
+@contextmanager
+def _out_of_memory_said(during: str) -> Iterator[None]:
+    """The device running out of memory as a `FinetuneError` that says what to change."""
+    try:
+        yield
+    except torch.OutOfMemoryError as error:
+        message = out_of_memory(error, during)
+    else:
+        return
+    raise FinetuneError(f"{message} {OUT_OF_MEMORY_HINT}")

@@ -5,7 +5,8 @@ session holds, by frame and object. The frames with stored masks are the annotat
 no mask on such a frame, or an empty one (tracked as absent), is absent there. The file is read and checked
 by the engine's own reader (`persist.read`), the media opened by the engine (`open_media`, within the
 session's limits, so frames come at the size the masks were drawn at) and compared with the saved video
-(`persist.check_same_video`), exactly as `Session.load` does.
+(`persist.check_same_video`), exactly as `Session.load` does. A session on a single image is an image source
+(its clips have one frame, as COCO's and SA-1B's).
 
 `open_training_source` is the fine-tune app's one entry point: session files here, every other layout by
 `model.training.data.open_source`.
@@ -93,6 +94,7 @@ class SessionSource(Source):
         self._entries = entries
         self._shape = (media.frames.height, media.frames.width)
         self._media_ref, self._media = media.ref, media
+        self.images = len(media.frames) == 1  # a session on one image trains as images do: 1-frame clips
         frames = tuple(on_frame)
         return VideoItem(name, frames, tuple(tuple(on_frame[f]) for f in frames)), []
 

@@ -21,11 +21,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from model.images import label_png
+from model.images.label_png import LabelPngError, Palette
 from sam2_ui.engine.colors import davis_palette_flat
 
 JPEG_SUFFIXES = (".jpg", ".jpeg")
 
-Palette = list[int]  # flat R, G, B, R, G, B, ... as PIL's getpalette() gives it
 ObjectMasks = dict[int, np.ndarray]  # object id -> H, W bool
 
 
@@ -71,33 +72,13 @@ def read_label_png(path: Path) -> tuple[np.ndarray, Palette | None]:
     """An annotation PNG as ``H, W`` uint8 labels and its palette (None for a non-palette PNG).
 
     A palette PNG's pixel values are its indices; a grey-level PNG gives its values (per-object masks are
-    often stored that way); an RGB PNG is refused, since its colours are not object ids.
+    often stored that way); an RGB PNG is refused, since its colours are not object ids. Read by
+    `model.images.label_png`, the reader the training data shares.
     """
-    path = Path(path)
     try:
-        with Image.open(path) as image:
-            mode = image.mode
-            palette = image.getpalette() if mode == "P" else None
-            if mode in ("1", "L", "P"):
-                labels = np.array(image, dtype=np.uint8)
-            elif mode in ("I", "I;16", "I;16B"):
-                labels = _narrow(np.array(image), path)
-            else:
-                raise VOSInputError(
-                    f"{path} is a {mode} image; masks must be palette (P) or grey-level PNGs whose values "
-                    "are object ids"
-                )
-    except FileNotFoundError:
-        raise VOSInputError(f"mask {path} does not exist") from None
-    except (OSError, ValueError) as error:
-        raise VOSInputError(f"cannot read mask {path}: {error}") from error
-    return labels, palette
-
-
-def _narrow(values: np.ndarray, path: Path) -> np.ndarray:
-    if values.size and (values.min() < 0 or values.max() > 255):
-        raise VOSInputError(f"{path} holds values outside 0..255; object ids must fit in one byte")
-    return values.astype(np.uint8)
+        return label_png.read_label_png(path)
+    except LabelPngError as error:
+        raise VOSInputError(str(error)) from error.__cause__
 
 
 def write_label_png(path: Path, labels: np.ndarray, palette: Palette | None) -> None:

@@ -28,7 +28,7 @@ def micro_batch_index(step: int, accumulation: int, rank: int, world_size: int, 
     """The run-wide number of the micro-batch that ``rank`` computes as its ``accumulation``-th of ``step``.
 
     Micro-batches are numbered step by step; within a step, accumulation round by round, rank by rank. The
-    first clip of micro-batch ``m`` is clip ``m * batch_size`` of the data stream."""
+    clips of micro-batch ``m`` are `model.training.data.sampler.ClipSampler.micro_batch` of ``m``."""
     return (step * accumulate + accumulation) * world_size + rank
 
 

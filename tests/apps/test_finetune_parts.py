@@ -1,18 +1,30 @@
 """The pieces of ``apps.finetune`` a run leans on: which micro-batches each process computes, Ctrl-C
-stopping at the end of a step, the CSV files after a resume, and ``last.pt``'s plain contents."""
+stopping at the end of a step, the CSV files after a resume, ``last.pt``'s plain contents and its flush to
+the disk, how errors of several processes are said, and the timeouts of the process group."""
 
 from __future__ import annotations
 
+import os
 import random
 import signal
+import stat
+from datetime import timedelta
 
 import numpy as np
 import pytest
 import torch
 
+from apps.finetune import distributed
 from apps.finetune.arguments import parse_arguments
-from apps.finetune.checkpoints import random_states, read_last, restore_random_states, save_last
-from apps.finetune.cli import usage
+from apps.finetune.checkpoints import (
+    random_states,
+    read_last,
+    restore_random_states,
+    save_atomically,
+    save_last,
+)
+from apps.finetune.cli import main, usage
+from apps.finetune.distributed import Processes
 from apps.finetune.errors import FinetuneError
 from apps.finetune.interrupt import StopRequest
 from apps.finetune.logs import TrainingLog
@@ -89,3 +101,88 @@ def test_the_closing_message_says_how_to_load_best_pt(tmp_path):
     assert f"Best validation J&F 71.2 at step 3: {tmp_path / 'best.pt'}" in text
     assert f"python app.py --checkpoint {tmp_path / 'best.pt'} --config sam2.1_hiera_tiny\n" in text
     assert f'build_sam2("sam2.1_hiera_tiny", "{tmp_path / "best.pt"}")' in text
+
+
+def test_a_checkpoint_reaches_the_disk_before_it_replaces_the_previous_one(tmp_path, monkeypatch):
+    events = []
+    fsync, replace = os.fsync, os.replace
+
+    def recorded_fsync(descriptor):
+        events.append("fsync folder" if stat.S_ISDIR(os.fstat(descriptor).st_mode) else "fsync file")
+        fsync(descriptor)
+
+    def recorded_replace(source, target):
+        events.append("rename")
+        replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", recorded_fsync)
+    monkeypatch.setattr(os, "replace", recorded_replace)
+    save_atomically({"model": {"w": torch.ones(2)}}, tmp_path / "last.pt")
+    assert events == ["fsync file", "rename", "fsync folder"]
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["model"]["w"].tolist() == [1.0, 1.0]
+    assert [path.name for path in tmp_path.iterdir()] == ["last.pt"]
+
+
+def gathered(monkeypatch, problems: list[str | None]) -> None:
+    """Make ``all_gather_object`` hand back ``problems``: what each of the processes met."""
+
+    def all_gather_object(output, problem, group=None):
+        output[:] = problems
+
+    monkeypatch.setattr(distributed.dist, "all_gather_object", all_gather_object)
+
+
+def test_a_setup_problem_of_one_process_stops_every_process_naming_its_rank(monkeypatch):
+    gathered(monkeypatch, [None, "cannot read runs/x/last.pt", None, "cannot read runs/x/last.pt"])
+    with pytest.raises(FinetuneError) as raised:
+        with Processes(rank=0, world_size=4).together():
+            pass  # rank 0 itself was fine
+    assert str(raised.value) == "[ranks 1, 3] cannot read runs/x/last.pt" and raised.value.shared
+
+    gathered(monkeypatch, ["--precision bf16: no", "--precision bf16: no"])
+    with pytest.raises(FinetuneError) as raised:
+        with Processes(rank=1, world_size=2).together():
+            raise FinetuneError("--precision bf16: no")
+    assert str(raised.value) == "--precision bf16: no"  # every process had it: said as it is
+
+    gathered(monkeypatch, [None, None])
+    with Processes(rank=0, world_size=2).together():
+        pass
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_an_error_one_process_meets_alone_is_printed_by_it_after_its_rank(rank, monkeypatch, capsys):
+    def start_processes(device):
+        return Processes(rank=rank, world_size=2)
+
+    def run(args, processes):
+        raise FinetuneError("A clip of step 9 could not be read: video3 is cut short.")
+
+    barriers = []
+    monkeypatch.setattr("apps.finetune.cli.start_processes", start_processes)
+    monkeypatch.setattr("apps.finetune.cli.run", run)
+    monkeypatch.setattr(distributed.dist, "barrier", lambda group=None: barriers.append(group))
+    assert main(["--data", "d", "--out", "o", "--steps", "9"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"[rank {rank}] error: A clip of step 9 could not be read: video3 is cut short.\n"
+    assert barriers == []  # the other process may be anywhere: leave at once
+
+    def shared(args, processes):
+        raise FinetuneError("[rank 1] cannot read o/last.pt", shared=True)
+
+    monkeypatch.setattr("apps.finetune.cli.run", shared)
+    assert main(["--data", "d", "--out", "o", "--steps", "9"]) == 2
+    assert capsys.readouterr().err == ("error: [rank 1] cannot read o/last.pt\n" if rank == 0 else "")
+    assert len(barriers) == 1  # no process leaves before rank 0 has said it
+
+
+def test_only_the_waits_for_rank_0_have_a_long_timeout(monkeypatch):
+    calls = {}
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setattr(distributed.dist, "init_process_group", lambda backend, **kw: calls.update(init=kw))
+    monkeypatch.setattr(distributed.dist, "new_group", lambda **kw: calls.update(wait=kw) or "wait group")
+    processes = distributed.start_processes("cpu")
+    assert calls["init"] == {"timeout": timedelta(minutes=30)}  # the collectives of every step
+    assert calls["wait"] == {"backend": "gloo", "timeout": timedelta(hours=3)}  # data check, validation
+    assert processes.wait_group == "wait group" and processes.rank == 1

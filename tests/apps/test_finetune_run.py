@@ -1,9 +1,11 @@
 """``python -m apps.finetune`` end to end on a random-weight SAM 2.1 tiny at 64 pixels, 3-frame clips, on the
 CPU: resuming after Ctrl-C continues exactly as an uninterrupted run, the files it writes, validation and
-``best.pt``, and checkpoints that our ``build_sam2`` and the official package load."""
+``best.pt``, checkpoints that our ``build_sam2`` and the official package load, and what a run does when a
+clip fails, the device runs out of memory or the steps stop learning (saves, says what to do, exits 2)."""
 
 from __future__ import annotations
 
+import math
 import signal
 from pathlib import Path
 
@@ -13,11 +15,15 @@ import torch
 from apps.finetune import run as run_module
 from apps.finetune.cli import main
 from model import build_sam2
+from model.training.data import TrainingDataError
+from model.training.data.sampler import ClipSampler
+from model.training.train_step import StepResult, TrainStep
 from tests.support.finetune_runs import (
     finetune_argv,
     largest_difference,
     losses_by_step,
     read_rows,
+    saved_step,
     saved_weights,
     write_random_checkpoint,
     write_videos,
@@ -91,8 +97,10 @@ def test_the_run_writes_losses_curves_and_an_official_checkpoint(uninterrupted):
     rows = read_rows(uninterrupted / "losses.csv")
     assert [int(row["step"]) for row in rows] == [1, 2, 3, 4]
     assert list(rows[0]) == [
-        "step", "mask", "dice", "iou", "object_score", "total", "lr_base", "lr_vision", "grad_norm", "seconds"
+        "step", "mask", "dice", "iou", "object_score", "total", "lr_base", "lr_vision", "grad_norm",
+        "skipped", "seconds",
     ]  # fmt: skip
+    assert {row["skipped"] for row in rows} == {"0"}
     assert float(rows[0]["lr_base"]) == pytest.approx(5e-6) and float(rows[0]["lr_vision"]) == pytest.approx(
         3e-6
     )
@@ -156,3 +164,116 @@ def test_last_and_best_load_in_the_official_package(validated):
         )
         weights = saved_weights(validated / name)
         assert largest_difference(official.state_dict(), weights) == 0.0
+
+
+def test_a_clip_that_fails_mid_run_saves_the_steps_done_and_says_what_to_do(
+    inputs, tmp_path, monkeypatch, capsys
+):
+    checkpoint, data, _ = inputs
+    clip = ClipSampler.clip
+
+    def clip_of_a_video_cut_short(self, micro_batch, *place):
+        if micro_batch >= 1:  # the clip of step 2 (one clip a step)
+            raise TrainingDataError("video1: frame 00002.jpg is cut short (truncated JPEG)")
+        return clip(self, micro_batch, *place)
+
+    monkeypatch.setattr(ClipSampler, "clip", clip_of_a_video_cut_short)  # in the DataLoader worker too
+    code = main(finetune_argv(data, checkpoint, tmp_path, "--workers", "1", steps=2))
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and "Caught" not in err
+    assert (
+        "error: A clip of step 2 could not be read: video1: frame 00002.jpg is cut short (truncated JPEG). "
+        f"{tmp_path / 'last.pt'} holds step 1. Fix or remove what it names" in err
+    )
+    assert saved_step(tmp_path) == 1
+
+
+def test_running_out_of_memory_saves_the_steps_done_and_says_what_to_change(
+    inputs, tmp_path, monkeypatch, capsys
+):
+    checkpoint, data, _ = inputs
+    run = TrainStep.run
+
+    def out_of_memory_in_step_2(self, step, batches):
+        if step == 1:
+            raise torch.OutOfMemoryError(
+                "CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 23.65 GiB of "
+                "which 1.02 GiB is free. Of the allocated memory 20.1 GiB is allocated by PyTorch. See the "
+                "documentation for Memory Management (PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True)"
+            )
+        return run(self, step, batches)
+
+    monkeypatch.setattr(TrainStep, "run", out_of_memory_in_step_2)
+    code = main(finetune_argv(data, checkpoint, tmp_path))
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    (line,) = [line for line in err.splitlines() if line.startswith("error:")]
+    assert line.startswith(
+        "error: The device ran out of memory during step 2 (CUDA out of memory. Tried to allocate 2.00 GiB. "
+        "GPU 0 has a total capacity of 23.65 GiB of which 1.02 GiB is free). "
+        f"{tmp_path / 'last.pt'} holds step 1. To use less memory: add --activation-checkpointing"
+    )
+    assert all(flag in line for flag in ("--freeze image-encoder", "--image-size", "--frames", "--objects"))
+    assert saved_step(tmp_path) == 1
+
+
+def skipping_from_step_2(monkeypatch, after_step_1: dict) -> None:
+    """Every step after the first is skipped, as `TrainStep` skips a step whose gradients are not finite
+    (no update); ``after_step_1`` gets the weights the first step left."""
+    run = TrainStep.run
+
+    def skipped(self, step, batches):
+        if step == 0:
+            return run(self, step, batches)
+        if not after_step_1:
+            after_step_1.update({k: v.clone() for k, v in self.training.model.state_dict().items()})
+        self.optimizer.zero_grad(set_to_none=True)
+        losses = {name: math.nan for name in ("mask", "dice", "iou", "object_score", "total")}
+        return StepResult(step, losses, {"base": 5e-6, "vision": 3e-6}, math.nan, skipped=True)
+
+    monkeypatch.setattr(TrainStep, "run", skipped)
+
+
+def test_ten_skipped_steps_in_a_row_stop_the_run_with_the_last_good_weights(
+    inputs, tmp_path, monkeypatch, capsys
+):
+    checkpoint, data, _ = inputs
+    after_step_1: dict = {}
+    skipping_from_step_2(monkeypatch, after_step_1)
+    code = main(finetune_argv(data, checkpoint, tmp_path, steps=20))
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "step 2 skipped: its loss or gradients were not finite (NaN or inf)" in err
+    assert (
+        "error: Stopped after step 11: the last 10 steps had a loss or gradients that were not finite" in err
+    )
+    assert "the weights last changed in step 1" in err and "Lower the learning rate (--lr 5e-06" in err
+    rows = read_rows(tmp_path / "losses.csv")
+    assert [(row["step"], row["skipped"]) for row in rows] == [("1", "0")] + [
+        (str(s), "1") for s in range(2, 12)
+    ]
+    assert saved_step(tmp_path) == 11
+    assert largest_difference(saved_weights(tmp_path / "last.pt"), after_step_1) == 0.0
+
+
+def test_weights_that_are_not_finite_never_replace_last_pt(inputs, tmp_path, monkeypatch, capsys):
+    checkpoint, data, _ = inputs
+    run = TrainStep.run
+
+    def poisoned_in_step_2(self, step, batches):
+        result = run(self, step, batches)
+        if step == 1:  # finite gradients, yet an update that overflowed (a learning rate far too high)
+            with torch.no_grad():
+                next(self.training.model.parameters()).fill_(math.inf)
+        return result
+
+    monkeypatch.setattr(TrainStep, "run", poisoned_in_step_2)
+    code = main(finetune_argv(data, checkpoint, tmp_path, "--save-every", "1", steps=3))
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert (
+        "error: Stopped after step 2: the weights are no longer finite (NaN or inf), so they were not saved "
+        f"({tmp_path / 'last.pt'} holds step 1)" in err
+    )
+    assert saved_step(tmp_path) == 1
+    assert all(torch.isfinite(weight).all() for weight in saved_weights(tmp_path / "last.pt").values())

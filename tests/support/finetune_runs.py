@@ -1,10 +1,17 @@
 """Small fine-tuning runs for the tests of ``python -m apps.finetune``: a random-weight SAM 2.1 tiny in the
 official file format, tiny DAVIS-layout data sets, the flags of a run that takes about a second a step on
-one CPU thread, and readers of what a run writes."""
+one CPU thread, ``torchrun`` runs of several CPU processes, and readers of what a run writes.
+
+Run as ``torchrun ... -m tests.support.finetune_runs ARGS``, it is ``python -m apps.finetune ARGS`` in which
+one process meets a problem the others do not: ``$FINETUNE_FAILING_RANK`` names the process, and
+``$FINETUNE_FAILURE`` the problem, one of `FAILURES`."""
 
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
@@ -15,6 +22,12 @@ from tests.support.vos_datasets import frames_dir, write_palette_video
 IMAGE_SIZE = 64  # a step of 3 frames at 64 pixels takes ~1.5 s on one CPU thread
 FRAMES = 3  # a tracked frame in every clip (at most 2 are conditioning frames), so every clip has gradients
 VIDEO_FRAMES = 4
+REPO = Path(__file__).resolve().parents[2]
+FAILING_RANK, FAILURE = "FINETUNE_FAILING_RANK", "FINETUNE_FAILURE"
+FAILURES = {
+    "out-of-memory": "the process runs out of memory building the network, as one GPU of several can",
+    "bad-clip": "the process cannot read a clip of micro-batch 2 onwards (its second step of 2 processes)",
+}
 
 
 def write_random_checkpoint(path: Path, seed: int = 0) -> Path:
@@ -85,6 +98,11 @@ def losses_by_step(out: Path) -> dict[int, dict[str, float]]:
     }
 
 
+def saved_step(out: Path) -> int:
+    """The step ``out/last.pt`` holds."""
+    return torch.load(Path(out) / "last.pt", weights_only=True)["training"]["step"]
+
+
 def saved_weights(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)["model"]
 
@@ -92,3 +110,49 @@ def saved_weights(path: Path) -> dict[str, torch.Tensor]:
 def largest_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
     assert a.keys() == b.keys()
     return max(float((a[k].float() - b[k].float()).abs().max()) for k in a if a[k].numel())
+
+
+def torchrun(argv: list[str], processes: int = 2, module: str = "apps.finetune", **env: str):
+    """``torchrun --standalone --nproc_per_node processes -m module argv`` on the CPU (one thread a process,
+    fp32), from the repository root; the finished `subprocess.CompletedProcess` with its output."""
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node"]
+    return subprocess.run(
+        [*launcher, str(processes), "-m", module, *argv],
+        cwd=REPO,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "SAM2_UI_PRECISION": "fp32", **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def main_failing_on(rank: int, failure: str, argv: list[str]) -> int:
+    """``apps.finetune``'s ``main(argv)``, in which the process of ``rank`` meets ``failure`` (`FAILURES`)."""
+    from apps.finetune import cli, model_setup
+    from model.training.data import TrainingDataError
+    from model.training.data.sampler import ClipSampler
+
+    failing = int(os.environ.get("RANK", "0")) == rank
+    build_network, clip = model_setup.build_network, ClipSampler.clip
+
+    def build_or_run_out_of_memory(*args, **kwargs):
+        if failing:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.50 GiB. GPU 1 has no room")
+        return build_network(*args, **kwargs)
+
+    def clip_or_fail(self, micro_batch, *place):
+        if failing and micro_batch >= 2:
+            raise TrainingDataError("video1: frame 00002.jpg is cut short (truncated JPEG)")
+        return clip(self, micro_batch, *place)
+
+    if failure == "out-of-memory":
+        model_setup.build_network = build_or_run_out_of_memory
+    elif failure == "bad-clip":
+        ClipSampler.clip = clip_or_fail
+    else:
+        raise ValueError(f"${FAILURE}: one of {', '.join(FAILURES)}, not {failure!r}")
+    return cli.main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main_failing_on(int(os.environ[FAILING_RANK]), os.environ[FAILURE], sys.argv[1:]))

@@ -181,9 +181,12 @@ def write_sa1b_image(folder: Path, name: str) -> list[np.ndarray]:
     return masks
 
 
-def write_session(folder: Path, num_frames: int = 6, annotated: tuple[int, ...] = (1, 2, 4)) -> Path:
+def write_session(
+    folder: Path, num_frames: int = 6, annotated: tuple[int, ...] = (1, 2, 4), image: bool = False
+) -> Path:
     """A sam2-ui session file on a PNG folder of the test video, written by the engine's writer: objects 1
-    and 2 have the video's masks on the ``annotated`` frames (object 2 an empty mask where it has left)."""
+    and 2 have the video's masks on the ``annotated`` frames (object 2 an empty mask where it has left).
+    ``image``: a session on the first frame's PNG file alone (annotated on frame 0)."""
     from sam2_ui.engine.document import SessionState
     from sam2_ui.engine.masks import PROMPT, PROPAGATION, MaskEntry
     from sam2_ui.engine.media import Limits, open_media
@@ -195,7 +198,7 @@ def write_session(folder: Path, num_frames: int = 6, annotated: tuple[int, ...] 
     for t, frame in enumerate(video_frames(labels)):
         Image.fromarray(frame).save(frames_dir / f"{t:05d}.png")
     limits = Limits()
-    media = open_media(frames_dir, limits)
+    media = open_media(frames_dir / "00000.png" if image else frames_dir, limits)
     state = SessionState((HEIGHT, WIDTH), max_undo=10)
     for name in ("red", "green"):
         state.objects.add(name)

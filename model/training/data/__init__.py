@@ -6,7 +6,7 @@ sources = [open_source("data/MOSE/train"), open_source("data/sav_train")]
 report = check_sources(sources)        # one report; TrainingDataError if nothing is usable
 print(report)
 sampler = ClipSampler(sources, weights=[2, 1], settings=ClipSettings(image_size=1024, frames=8, objects=3))
-clip = sampler.clip(index)             # the same clip for the same (seed, index) in every process
+clips = sampler.micro_batch(m, 4)      # micro-batch m: 4 clips of one source, the same in every process
 ```
 """
 
@@ -20,6 +20,7 @@ from model.training.data.sa1b import SA1BSource
 from model.training.data.sampler import ClipSampler, ClipSettings
 from model.training.data.sav import SAVSource
 from model.training.data.source import Source, VideoItem
+from model.training.data.stream import ClipStream
 from model.training.data.transforms import AugmentSettings, ClipTransforms
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "ClipPlanner",
     "ClipSampler",
     "ClipSettings",
+    "ClipStream",
     "ClipTransforms",
     "CocoSource",
     "DataReport",

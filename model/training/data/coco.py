@@ -46,6 +46,7 @@ class CocoSource(Source):
     """
 
     layout = "COCO JSON + images"
+    images = True
 
     def __init__(
         self,
@@ -114,8 +115,7 @@ class CocoSource(Source):
         if size != (image.width, image.height):
             detail = f"the file is {size[0]}x{size[1]}, the JSON says {image.width}x{image.height}"
             return None, [self.problem(name, "the image's size differs from the JSON's", SKIPPED, detail)]
-        ids = list(image.annotations)
-        usable, bad = usable_annotations(list(image.annotations.values()), image.height, image.width)
+        usable, bad = _usable_objects(image)
         problems = []
         if bad:
             details = f"{len(bad)}: {'; '.join(bad[:2])}"
@@ -124,7 +124,18 @@ class CocoSource(Source):
             )
         if not usable:
             return None, problems + [self.problem(name, "no annotated object", SKIPPED)]
-        return VideoItem(name, (0,), (tuple(ids[i] for i in usable),)), problems
+        return VideoItem(name, (0,), (usable,)), problems
+
+    def reopen_video(self, name: str, frames: tuple[int, ...]) -> VideoItem:
+        """The image's entry of the JSON (read once, on the first image): its objects are found when asked."""
+        if not self._images:
+            _, problems = self.video_names()
+            if not self._images or self.image_root is None:
+                found = "; ".join(problem.line() for problem in problems)
+                raise TrainingDataError(f"{self.name} cannot be read as the check found it: {found}")
+        if name not in self._images:
+            raise TrainingDataError(f"{self.name}: {name} is no longer in the JSON: check the data again")
+        return VideoItem(name, frames)
 
     # -- reading -------------------------------------------------------------------------------------------
 
@@ -132,12 +143,17 @@ class CocoSource(Source):
         rgb = load_rgb(self.image_root / self._images[item.name].file)
         return {frame: rgb for frame in set(frames)}
 
+    def visible_objects(self, item: VideoItem, position: int) -> tuple[int, ...]:
+        if item.visible is not None:
+            return item.visible[position]
+        return _usable_objects(self._images[item.name])[0]  # from the JSON, as the check found them
+
     def read_masks(
         self, item: VideoItem, frame: int, objects: Sequence[int] | None = None
     ) -> dict[int, np.ndarray]:
         image = self._images[item.name]
         masks = {}
-        for obj in item.visible[0] if objects is None else objects:
+        for obj in self.visible_objects(item, 0) if objects is None else objects:
             try:
                 mask = decode_segmentation(image.annotations[obj]["segmentation"], image.height, image.width)
             except (KeyError, ValueError) as error:
@@ -147,6 +163,13 @@ class CocoSource(Source):
             if mask.any():
                 masks[int(obj)] = mask
         return masks
+
+
+def _usable_objects(image: _Image) -> tuple[tuple[int, ...], list[str]]:
+    """The ids of an image's usable, non-empty annotations, and what is wrong with each bad one."""
+    ids = list(image.annotations)
+    usable, bad = usable_annotations(list(image.annotations.values()), image.height, image.width)
+    return tuple(ids[i] for i in usable), bad
 
 
 def _find_image_root(annotation_file: Path, first_file: str) -> Path | None:

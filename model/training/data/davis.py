@@ -94,7 +94,7 @@ class DavisSource(Source):
         if not frames:
             issue = "its frame folder holds no JPEG or PNG frames (expected 00000.jpg, 00001.jpg, ...)"
             return None, [self.problem(name, issue, SKIPPED)]
-        pngs = [p for p in sorted(mask_dir.iterdir()) if p.suffix.lower() == ".png" and p.name[0] != "."]
+        pngs = _annotation_pngs(mask_dir)
         if not pngs:
             issue = "its annotation folder holds no PNG masks (expected 00000.png, ...)"
             return None, [self.problem(name, issue, SKIPPED)]
@@ -129,6 +129,19 @@ class DavisSource(Source):
             for issue, details in by_issue.items()
         ]
 
+    def reopen_video(self, name: str, frames: tuple[int, ...]) -> VideoItem:
+        """The file names of these annotated frames, from the folder listings (nothing decoded)."""
+        files = list_frame_files(self.frames_root / name)
+        masks = {_frame_key(png.stem): png.name for png in _annotation_pngs(self.masks_root / name)}
+        try:
+            frame_names = {index: files[index].name for index in frames}
+            mask_names = {index: masks[_frame_key(files[index].stem)] for index in frames}
+        except (IndexError, KeyError):
+            issue = "its frames or masks changed since the check"
+            raise TrainingDataError(f"{self.name}: {name}: {issue}: check the data again") from None
+        self._files[name] = _VideoFiles(frame_names, mask_names)
+        return VideoItem(name, frames)
+
     # -- reading -------------------------------------------------------------------------------------------
 
     def read_frames(self, item: VideoItem, frames: Sequence[int]) -> dict[int, np.ndarray]:
@@ -160,6 +173,11 @@ def _check_pair(frame: Path, png: Path) -> FrameCheck:
     if problem is not None:
         return FrameCheck(issue="frame images cannot be read", detail=f"{frame.name}: {problem}")
     return check_label_png(png, frame_size)
+
+
+def _annotation_pngs(mask_dir: Path) -> list[Path]:
+    """A video's annotation PNGs, by name (hidden files left out)."""
+    return [p for p in sorted(mask_dir.iterdir()) if p.suffix.lower() == ".png" and p.name[0] != "."]
 
 
 def _subfolders(folder: Path) -> set[str]:

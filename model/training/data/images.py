@@ -1,4 +1,5 @@
-"""Reading and checking image files for the training readers: RGB frames and label PNGs (Pillow).
+"""Reading and checking image files for the training readers: RGB frames (by the inference's frame reader,
+`ImageFilesSource`) and label PNGs (by `model.images.label_png`, the reader ``apps.vos`` uses too).
 
 Errors come out as `TrainingDataError` naming the file, or as a problem in words for the check.
 """
@@ -11,11 +12,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from model.errors import VideoSourceError
+from model.images.label_png import READ_ERRORS, LabelPngError, read_label_png
 from model.training.data.report import TrainingDataError
+from model.video.video_frames import ImageFilesSource
 
-LABEL_MODES = ("P", "L", "I", "I;16")  # images whose pixel values are object ids
 IGNORE_LABEL = 255  # DAVIS's "void" label: background for training
-IMAGE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+NOT_LABELS = "annotation PNGs are colour images, not label images (palette or grey PNGs of object ids)"
 
 
 @dataclass(frozen=True)
@@ -39,57 +42,51 @@ def check_image(path: Path) -> tuple[tuple[int, int], str | None]:
             image.verify()
     except FileNotFoundError:
         return (0, 0), "the file is missing"
-    except IMAGE_ERRORS as error:
+    except READ_ERRORS as error:
         return (0, 0), f"not a readable image ({error})"
     return size, None
 
 
 def load_rgb(path: Path) -> np.ndarray:
-    """H, W, 3 uint8 RGB pixels of an image file; `TrainingDataError` naming the file if it cannot be read."""
+    """H, W, 3 uint8 RGB pixels of an image file (read-only); `TrainingDataError` naming the file if it cannot
+    be read."""
     try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
-    except IMAGE_ERRORS as error:
+        with ImageFilesSource([path], cache_size=0, name=str(path)) as image:
+            return image.rgb(0)
+    except VideoSourceError as error:
+        raise TrainingDataError(f"cannot read the image {path}: {error.__cause__ or error}") from error
+    except READ_ERRORS as error:  # what the frame reader lets through (a damaged PNG's SyntaxError)
         raise TrainingDataError(f"cannot read the image {path}: {error}") from error
 
 
 def load_labels(path: Path) -> np.ndarray:
-    """H, W object ids of a label PNG (palette indices or grey levels); `TrainingDataError` if unreadable or
-    not a label image (an RGB PNG has colours, not ids)."""
+    """H, W uint8 object ids of a label PNG; `TrainingDataError` if unreadable or not a label image (an RGB
+    PNG has colours, not ids)."""
     try:
-        with Image.open(path) as image:
-            if image.mode not in LABEL_MODES:
-                raise TrainingDataError(
-                    f"{path} is not a label image: its mode is {image.mode}, expected a palette ('P') or "
-                    "grey ('L') PNG whose pixel values are object ids"
-                )
-            return np.asarray(image)
-    except IMAGE_ERRORS as error:
-        raise TrainingDataError(f"cannot read the mask {path}: {error}") from error
+        return read_label_png(path)[0]
+    except LabelPngError as error:
+        raise TrainingDataError(str(error)) from error
 
 
 def check_label_png(path: Path, frame_size: tuple[int, int]) -> FrameCheck:
     """Check an annotation PNG against its frame's (width, height); the objects on it when it is fine."""
     try:
-        with Image.open(path) as image:
-            mode, size = image.mode, image.size
-            if mode in LABEL_MODES:
-                labels = np.asarray(image)
-    except IMAGE_ERRORS as error:
-        return FrameCheck(issue="annotation PNGs cannot be read", detail=f"{path.name}: {error}")
-    if mode not in LABEL_MODES:
-        issue = "annotation PNGs are colour images, not label images (palette or grey PNGs of object ids)"
-        return FrameCheck(issue=issue, detail=f"{path.name} is {mode}")
-    if size != frame_size:
-        detail = f"{path.name} is {size[0]}x{size[1]}, its frame {frame_size[0]}x{frame_size[1]}"
+        labels = read_label_png(path)[0]
+    except LabelPngError as error:
+        if error.reason == "colour":
+            return FrameCheck(issue=NOT_LABELS, detail=f"{path.name} is {error.mode}")
+        if error.reason == "range":
+            return FrameCheck(issue="annotation PNGs hold object ids above 255", detail=path.name)
+        detail = f"{path.name}: {error.__cause__ or 'the file is missing'}"
+        return FrameCheck(issue="annotation PNGs cannot be read", detail=detail)
+    height, width = labels.shape
+    if (width, height) != frame_size:
+        detail = f"{path.name} is {width}x{height}, its frame {frame_size[0]}x{frame_size[1]}"
         return FrameCheck(issue="annotation PNGs differ in size from their frames", detail=detail)
     return FrameCheck(object_ids(labels))
 
 
 def object_ids(labels: np.ndarray) -> tuple[int, ...]:
-    """The object ids present in a label image, increasing (0 and the ignore label 255 are background)."""
-    if labels.dtype == np.uint8:
-        present = np.flatnonzero(np.bincount(labels.ravel(), minlength=256))
-    else:
-        present = np.unique(labels)
+    """The object ids on a uint8 label image, increasing (0 and the ignore label 255 are background)."""
+    present = np.flatnonzero(np.bincount(labels.ravel(), minlength=256))
     return tuple(int(v) for v in present if v not in (0, IGNORE_LABEL))

@@ -63,7 +63,7 @@ def open_source(
         if names is not None:
             raise ValueError("videos= selects videos of a folder; a COCO JSON is used whole")
         return _open_json(path, image_root)
-    folders = _davis_folders(path)
+    folders = davis_folders(path)
     if folders is not None:
         return DavisSource(path, videos=names, frames_folder=folders[0], masks_folder=folders[1])
     if next(path.rglob("*_manual.json"), None) is not None:
@@ -87,8 +87,9 @@ def _video_names(videos: Sequence[str] | str | Path | None) -> list[str] | None:
     return [str(name) for name in videos]
 
 
-def _davis_folders(path: Path) -> tuple[str, str] | None:
-    """The frame and annotation folders of a DAVIS-style root (None: not one)."""
+def davis_folders(path: Path) -> tuple[str, str] | None:
+    """The frame and annotation folders of a DAVIS-style root, relative to it (None: not one): ``JPEGImages``
+    and ``Annotations``, or their ``480p`` (first) or ``Full-Resolution`` level as DAVIS 2017 has them."""
     frames, masks = path / "JPEGImages", path / "Annotations"
     if not (frames.is_dir() and masks.is_dir()):
         return None

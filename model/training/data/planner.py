@@ -5,9 +5,9 @@ A clip is ``N`` consecutive annotated frames from a uniformly drawn start, playe
 the reversal). A draw whose first frame shows no object is drawn again, as the official does (so the clip is
 uniform over the draws that show one); a video with none gives no plan and the caller takes another.
 
-A video with fewer than ``N`` annotated frames (an image: one) is played forward and back until the clip is
-long enough (frames 0, 1, 2, 1, 0, 1, ... of a 3-frame video), so that every clip of a batch has ``N``
-frames; the official raises instead and loads another video (``ClipSettings(short_videos="skip")``).
+A video with fewer than ``N`` annotated frames can be played forward and back until the clip is long enough
+(frames 0, 1, 2, 1, 0, 1, ... of a 3-frame video): the sampler asks for that only when no video of the data
+has ``N`` frames, and otherwise leaves short videos out, as the official does.
 """
 
 from __future__ import annotations

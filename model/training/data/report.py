@@ -65,10 +65,12 @@ class SourceSummary:
 
 @dataclass
 class DataReport:
-    """The result of `check_sources`: a summary per source and every problem found."""
+    """The result of `check_sources`: a summary per source, every problem found, and notes on how the data
+    is used (added by the sampler: videos left out as too short, short videos played forward and back)."""
 
     sources: list[SourceSummary] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def usable(self) -> bool:
@@ -92,8 +94,10 @@ class DataReport:
         return lines
 
     def text(self, max_lines: int | None = None) -> str:
-        """The report as text: a summary line per source, then the problems (at most ``max_lines``)."""
+        """The report as text: a summary line per source, the notes, then the problems (at most
+        ``max_lines``)."""
         lines = ["Training data:"] + [f"  {summary.line()}" for summary in self.sources]
+        lines.extend(f"  Note: {note}" for note in self.notes)
         problems = self.problem_lines()
         if problems:
             lines.append(f"{len(problems)} problems:")

@@ -3,7 +3,8 @@
 
 Each image is a video of one frame (index 0); an object's id is its place in ``annotations``. Masks of zero
 area are left out, as the official ``SA1BRawDataset`` does. The check reads every JSON once and keeps only
-which objects are usable; a clip reads its image's JSON again (SA-1B's JSONs are too large to keep).
+which objects are usable; a clip reads its image's JSON again (SA-1B's JSONs are too large to keep all, so
+only the last one read stays).
 """
 
 from __future__ import annotations
@@ -33,11 +34,16 @@ class SA1BSource(Source):
     """
 
     layout = "SA-1B (.jpg + .json per image)"
+    images = True
 
     def __init__(self, folder: str | Path, *, videos: Sequence[str] | None = None) -> None:
         self.folder = Path(folder)
         super().__init__(str(self.folder))
         self.wanted = None if videos is None else list(videos)
+        self._document: tuple[str, list[Any]] | None = None  # the last image's annotations
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_document": None}
 
     # -- the check -----------------------------------------------------------------------------------------
 
@@ -67,8 +73,7 @@ class SA1BSource(Source):
         except TrainingDataError as error:
             issue = NOT_SA1B if "not an SA-1B" in str(error) else "the JSON cannot be read"
             return None, [self.problem(name, issue, SKIPPED, str(error.__cause__ or ""))]
-        width, height = size
-        usable, bad = usable_annotations(annotations, height, width)
+        usable, bad = usable_annotations(annotations, size[1], size[0])
         problems = []
         if bad:
             details = f"{len(bad)}: {'; '.join(bad[:2])}"
@@ -79,7 +84,13 @@ class SA1BSource(Source):
             return None, problems + [self.problem(name, "no annotated object", SKIPPED)]
         return VideoItem(name, (0,), (tuple(usable),)), problems
 
+    def reopen_video(self, name: str, frames: tuple[int, ...]) -> VideoItem:
+        """Nothing to read before a clip: an image's objects are found in its JSON when asked."""
+        return VideoItem(name, frames)
+
     def _annotations(self, name: str) -> list[Any]:
+        if self._document is not None and self._document[0] == name:
+            return self._document[1]
         path = self.folder / f"{name}.json"
         try:
             document = json.loads(path.read_text())
@@ -88,6 +99,7 @@ class SA1BSource(Source):
         annotations = document.get("annotations") if isinstance(document, dict) else None
         if not isinstance(annotations, list):
             raise TrainingDataError(f"{path} is {NOT_SA1B}")
+        self._document = (name, annotations)
         return annotations
 
     # -- reading -------------------------------------------------------------------------------------------
@@ -96,12 +108,20 @@ class SA1BSource(Source):
         rgb = load_rgb(self.folder / f"{item.name}.jpg")
         return {frame: rgb for frame in set(frames)}
 
+    def visible_objects(self, item: VideoItem, position: int) -> tuple[int, ...]:
+        if item.visible is not None:
+            return item.visible[position]
+        (width, height), problem = check_image(self.folder / f"{item.name}.jpg")
+        if problem is not None:
+            raise TrainingDataError(f"{self.name}: {item.name}.jpg: {problem}")
+        return tuple(usable_annotations(self._annotations(item.name), height, width)[0])
+
     def read_masks(
         self, item: VideoItem, frame: int, objects: Sequence[int] | None = None
     ) -> dict[int, np.ndarray]:
         annotations = self._annotations(item.name)
         masks = {}
-        for obj in item.visible[0] if objects is None else objects:
+        for obj in self.visible_objects(item, 0) if objects is None else objects:
             try:
                 segmentation = annotations[obj]["segmentation"]
                 height, width = (int(s) for s in segmentation["size"])

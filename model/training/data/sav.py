@@ -144,6 +144,11 @@ class SAVSource(Source):
                 problems.setdefault(issue, []).append(detail)
         return _Frames(entries, problems)
 
+    def reopen_video(self, name: str, frames: tuple[int, ...]) -> VideoItem:
+        """Annotated frame ``f`` is the masklet's entry ``f / annotation_every``: nothing to read."""
+        self._entries[name] = {frame: frame // self.annotation_every for frame in frames}
+        return VideoItem(name, frames)
+
     # -- reading -------------------------------------------------------------------------------------------
 
     def read_frames(self, item: VideoItem, frames: Sequence[int]) -> dict[int, np.ndarray]:

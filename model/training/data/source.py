@@ -40,9 +40,11 @@ class VideoItem:
 
 
 class Source(ABC):
-    """A set of annotated videos in one layout. ``items`` holds the usable ones once `check` has run."""
+    """A set of annotated videos in one layout. ``items`` holds the usable ones once `check` has run (or
+    `restore`, in a process that did not check)."""
 
     layout = "videos"  # the layout, in words, for reports
+    images = False  # whether its items are still images (1-frame clips) rather than videos
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -123,6 +125,41 @@ class Source(ABC):
         self.skipped = len(names) - len(items)
         self.checked = True
         return problems
+
+    def usable(self) -> list[tuple[str, tuple[int, ...]]]:
+        """What another process needs to use this checked source (see `restore`): the name and annotated
+        frames of each usable video."""
+        return [(item.name, item.frames) for item in self.items]
+
+    def restore(self, usable: Sequence[tuple[str, Sequence[int]]], skipped: int = 0) -> None:
+        """Use the check another process made of the same data (its `usable`) without checking again.
+
+        Only what reading needs is built (file lists, a COCO JSON's index), so a data set is checked once per
+        run, not once per process. `TrainingDataError` when the data changed since the check.
+        """
+        items = []
+        for name, frames in usable:
+            try:
+                items.append(self.reopen_video(name, tuple(int(frame) for frame in frames)))
+            except TrainingDataError:
+                raise
+            except (OSError, ValueError, KeyError, TypeError) as error:
+                issue = f"cannot be read as the check found it ({error})"
+                raise TrainingDataError(f"{self.name}: {name} {issue}: check the data again") from error
+        self.items = items
+        self.skipped = skipped
+        self.checked = True
+
+    def reopen_video(self, name: str, frames: tuple[int, ...]) -> VideoItem:
+        """A video another process found usable, with these annotated frames, ready to read.
+
+        By default it is checked again (what a source of one video, a session file, can afford); layouts with
+        many videos build only what reading needs.
+        """
+        item, _ = self.check_video(name)
+        if item is None or item.frames != frames:
+            raise TrainingDataError(f"{self.name}: {name} changed since the check: check the data again")
+        return item
 
     def _check_one(self, name: str) -> tuple[VideoItem | None, list[Problem]]:
         try:

@@ -4,18 +4,27 @@ problem in many items is one line, and nothing usable left is one error holding 
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from model.training.data import DataReport, TrainingDataError, check_sources, open_source
+from model.training.data import (
+    ClipSampler,
+    ClipSettings,
+    DataReport,
+    TrainingDataError,
+    check_sources,
+    open_source,
+)
 from tests.support.training_data import (
     save_labels,
     video_labels,
     write_coco,
     write_davis_video,
+    write_sa1b_image,
     write_sav_video,
 )
 
@@ -167,3 +176,64 @@ def test_decoding_every_frame_finds_a_jpeg_cut_after_its_header(tmp_path):
     (line,) = thorough.problem_lines()
     assert "cut: a frame cannot be decoded" in line
     assert [item.name for item in source.items] == ["good"]
+
+
+def restored_copy(path):
+    """What another process makes of the data: the same path opened and restored from the check's result."""
+    checked = open_source(path)
+    check_sources([checked])
+    other = open_source(path)
+    other.restore(pickle.loads(pickle.dumps(checked.usable())), checked.skipped)
+    return checked, other
+
+
+@pytest.mark.parametrize("layout", ["davis", "sav", "coco", "sa1b"])
+def test_a_source_restored_from_another_process_check_makes_the_same_clips(tmp_path, layout):
+    if layout == "davis":
+        write_davis_video(tmp_path, "good", num_frames=5)
+        break_png(tmp_path)  # "bad": its frame 0 left out by the check
+        path = tmp_path
+    elif layout == "sav":
+        write_sav_video(tmp_path, "a", num_frames=13)
+        write_sav_video(tmp_path, "b", num_frames=9)
+        path = tmp_path
+    elif layout == "coco":
+        path = write_coco(tmp_path)
+    else:
+        write_sa1b_image(tmp_path, "sa_1")
+        write_sa1b_image(tmp_path, "sa_2")
+        path = tmp_path
+    checked, other = restored_copy(path)
+    assert [(item.name, item.frames) for item in other.items] == checked.usable()
+    assert other.skipped == checked.skipped and other.checked
+    settings = ClipSettings(image_size=32, frames=2, objects=2)
+    samplers = [ClipSampler([source], settings=settings) for source in (checked, other)]
+    for m in range(4):
+        for a, b in zip(*(sampler.micro_batch(m, 2) for sampler in samplers)):
+            assert a.source == b.source and a.frame_indices == b.frame_indices
+            assert a.object_ids == b.object_ids
+            np.testing.assert_array_equal(a.frames, b.frames)
+            np.testing.assert_array_equal(a.masks, b.masks)
+
+
+def test_a_source_changed_since_the_check_is_refused_on_restore(tmp_path):
+    write_davis_video(tmp_path, "v", num_frames=3)
+    checked = open_source(tmp_path)
+    check_sources([checked])
+    shutil.rmtree(tmp_path / "Annotations" / "v")
+    with pytest.raises(TrainingDataError, match="v cannot be read as the check found it"):
+        open_source(tmp_path).restore(checked.usable())
+
+
+def test_one_bit_and_sixteen_bit_label_pngs_are_read_as_apps_vos_reads_them(tmp_path):
+    labels = write_davis_video(tmp_path, "bits", num_frames=2)
+    Image.fromarray(labels[0] == 1).save(tmp_path / "Annotations" / "bits" / "00000.png")  # mode "1"
+    wide = labels[1].astype(np.uint16)
+    wide[0, 0] = 300  # an id that does not fit a byte
+    Image.fromarray(wide).save(tmp_path / "Annotations" / "bits" / "00001.png")  # 16 bits
+    source = open_source(tmp_path)
+    (line,) = check_sources([source]).problem_lines()
+    assert "bits: annotation PNGs hold object ids above 255" in line and "00001.png" in line
+    (item,) = source.items
+    assert item.frames == (0,) and item.visible == ((1,),)
+    np.testing.assert_array_equal(source.read_masks(item, 0)[1], labels[0] == 1)

@@ -1,5 +1,6 @@
-"""The clip sampler: the official uniform sampler's frames and objects, deterministic per (seed, index),
-sources mixed by weight, short videos played forward and back, and damaged items skipped."""
+"""The clip sampler: the official uniform sampler's frames and objects, deterministic per (seed, micro-batch,
+clip), a source per micro-batch mixed by weight, images as 1-frame clips, short videos left out as the
+official (played forward and back only when no video is long enough), and damaged items skipped."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import pickle
 import numpy as np
 import pytest
 
-from model.training.data import ClipSampler, ClipSettings, TrainingDataError, open_source
+from model.training.data import ClipSampler, ClipSettings, open_source
 from model.training.data.planner import bounce
-from tests.support.training_data import write_davis_video, write_sa1b_image
+from tests.support.training_data import write_coco, write_davis_video, write_sa1b_image
 
 
 @pytest.fixture
@@ -46,25 +47,58 @@ def test_the_same_seed_and_index_give_the_same_clip_in_any_order_and_process(dav
     assert not same_clip(sampler_of(davis, seed=8).clip(0), clips[0])
 
 
-def test_rank_slices_of_the_samples_are_the_samples_of_one_process(davis):
+def test_rank_slices_of_the_micro_batches_are_the_micro_batches_of_one_process(davis):
     sampler = sampler_of(davis, augment=False)
-    whole = [sampler.clip(i).frame_indices for i in range(8)]
+    whole = [[clip.frame_indices for clip in sampler.micro_batch(m, 2)] for m in range(6)]
     ranks = {
-        r: [sampler_of(davis, augment=False).clip(i).frame_indices for i in range(r, 8, 2)] for r in (0, 1)
+        r: [
+            [clip.frame_indices for clip in sampler_of(davis, augment=False).micro_batch(m, 2)]
+            for m in (r, r + 2, r + 4)
+        ]
+        for r in (0, 1)
     }
     assert ranks[0] == whole[0::2] and ranks[1] == whole[1::2]
 
 
-def test_mixture_picks_sources_with_the_frequency_of_their_weights(tmp_path):
+def test_mixture_picks_a_source_per_micro_batch_with_the_frequency_of_its_weight(tmp_path):
     write_davis_video(tmp_path / "a", "v", num_frames=4)
     write_sa1b_image(tmp_path / "b", "sa_1")
     sources = [open_source(tmp_path / "a"), open_source(tmp_path / "b")]
     sampler = ClipSampler(sources, weights=[3, 1], settings=ClipSettings(image_size=16, frames=2, objects=1))
-    draws = np.array([sampler.source_index(i) for i in range(2000)])
+    draws = np.array([sampler.source_of(m) for m in range(2000)])
     share = (draws == 0).mean()
     assert abs(share - 0.75) < 4 * np.sqrt(0.75 * 0.25 / 2000)  # within 4 standard errors
-    for i in range(6):  # the clip comes from the source its index picks
-        assert sampler.clip(i).source.startswith(sources[draws[i]].name)
+    for m in range(6):  # every clip of a micro-batch comes from the source it picks
+        assert all(clip.source.startswith(sources[draws[m]].name) for clip in sampler.micro_batch(m, 2))
+
+
+def test_images_are_one_frame_clips_in_micro_batches_of_their_own(tmp_path):
+    write_davis_video(tmp_path / "videos", "v", num_frames=6)
+    write_sa1b_image(tmp_path / "sa1b", "sa_1")
+    sources = [
+        open_source(tmp_path / "videos"),
+        open_source(tmp_path / "sa1b"),
+        open_source(write_coco(tmp_path)),
+    ]
+    settings = ClipSettings(image_size=16, frames=4, objects=2, augment=False)
+    sampler = ClipSampler(sources, settings=settings)
+    lengths = set()
+    for m in range(12):
+        clips = sampler.micro_batch(m, 3)
+        image = sampler.sources[sampler.source_of(m)].images
+        assert {clip.frames.shape[0] for clip in clips} == {1 if image else 4}
+        assert {clip.masks.shape[0] for clip in clips} == {1 if image else 4}
+        lengths.add(clips[0].frames.shape[0])
+    assert lengths == {1, 4}  # both kinds came up
+
+
+def test_an_epoch_of_a_source_is_one_pass_over_its_videos(tmp_path):
+    for name in ("a", "b", "c", "d", "e"):
+        write_davis_video(tmp_path, name, num_frames=2)
+    sampler = sampler_of(tmp_path, frames=2, augment=False)
+    names = [clip.source.rsplit(": ", 1)[1] for m in range(5) for clip in sampler.micro_batch(m, 2)]
+    assert sorted(names[:5]) == sorted(names[5:]) == ["a", "b", "c", "d", "e"]
+    assert names[:5] != names[5:]  # each epoch in its own order
 
 
 def test_frames_are_consecutive_annotated_frames_and_objects_are_visible_on_the_first(davis):
@@ -98,16 +132,26 @@ def test_a_reversed_clip_chooses_its_objects_on_its_own_first_frame(tmp_path):
     assert clip.object_ids == (1,)  # the green block is not on frame 5
 
 
-def test_short_videos_play_forward_and_back_or_are_skipped_as_the_official(tmp_path):
+def test_short_videos_are_left_out_as_the_official_and_the_report_says_so(tmp_path):
     write_davis_video(tmp_path, "short", num_frames=3)
-    clip = sampler_of(tmp_path, frames=8, augment=False).clip(0)
+    write_davis_video(tmp_path, "long", num_frames=8)
+    sampler = sampler_of(tmp_path, frames=8, augment=False)
+    assert {sampler.clip(m).source.rsplit(": ", 1)[1] for m in range(4)} == {"long"}
+    assert sampler.num_videos == 1
+    (note,) = sampler.notes
+    assert "1 of 2 videos have fewer than 8 annotated frames: left out" in note
+    assert sampler.report.text().count(note) == 1
+
+
+def test_short_videos_play_forward_and_back_only_when_no_video_is_long_enough(tmp_path):
+    write_davis_video(tmp_path, "short", num_frames=3)
+    sampler = sampler_of(tmp_path, frames=8, augment=False)
+    clip = sampler.clip(0)
     assert clip.frame_indices == (0, 1, 2, 1, 0, 1, 2, 1)
     assert clip.frames.shape[0] == 8 and clip.masks.shape[0] == 8
-    with (
-        pytest.warns(UserWarning, match="no video can give a clip"),
-        pytest.raises(TrainingDataError, match="short"),
-    ):
-        sampler_of(tmp_path, frames=8, short_videos="skip")
+    (note,) = sampler.notes
+    assert "No video has 8 annotated frames: videos play forward and back" in note
+    assert sampler.report.text().count("forward and back") == 1
 
 
 def test_bounce_plays_a_list_forward_and_back():
@@ -132,3 +176,4 @@ def test_weights_must_be_positive_and_one_per_source(davis):
         ClipSampler([source], weights=[0])
     with pytest.raises(ValueError, match="short_videos"):
         ClipSettings(short_videos="pad")
+    assert ClipSettings().short_videos == "skip"

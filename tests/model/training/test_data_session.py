@@ -96,3 +96,18 @@ def test_a_moved_video_is_given_as_source_and_another_video_is_refused(tmp_path)
         TrainingDataError, match="its video cannot be opened as the session saw it.*same video"
     ):
         check_sources([SessionSource(path, source=tmp_path / "d" / "JPEGImages" / "v")])
+
+
+def test_a_session_on_one_image_trains_as_images_do_in_one_frame_clips(tmp_path):
+    image = SessionSource(write_session(tmp_path / "image", annotated=(0,), image=True))
+    video = SessionSource(write_session(tmp_path / "video", annotated=(0, 1, 2, 3)))
+    settings = ClipSettings(image_size=32, frames=4, augment=False)
+    sampler = ClipSampler([image, video], settings=settings)
+    assert image.images and not video.images
+    lengths = set()
+    for m in range(6):
+        clip = sampler.clip(m)
+        assert clip.frames.shape[0] == (1 if clip.source.startswith(image.name) else 4)
+        assert clip.masks[0].reshape(len(clip.object_ids), -1).any(axis=1).all()
+        lengths.add(clip.frames.shape[0])
+    assert lengths == {1, 4}
