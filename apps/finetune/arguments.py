@@ -155,6 +155,14 @@ def _add_model_arguments(group: argparse._ArgumentGroup) -> None:
         "and the mask decoder train)",
     )
     group.add_argument(
+        "--drop-path",
+        type=float,
+        metavar="P",
+        default=0.1,
+        help="stochastic depth of the image encoder's blocks in training, up to P on the last block "
+        "(default 0.1, the official fine-tuning recipe; 0 turns it off)",
+    )
+    group.add_argument(
         "--activation-checkpointing",
         action="store_true",
         help="recompute the image encoder's blocks in the backward pass: less memory, ~30%% slower",
@@ -253,6 +261,8 @@ def _problems(args: argparse.Namespace) -> list[str]:
         lower, upper = args.image_size // 32 * 32, (args.image_size // 32 + 1) * 32
         choices = f"{lower} or {upper}" if lower else str(upper)
         problems.append(f"--image-size must be a multiple of 32 (the image encoder's stride): try {choices}")
+    if not 0.0 <= args.drop_path < 1.0:
+        problems.append(f"--drop-path is a probability below 1, got {args.drop_path}: try 0.1, or 0 for none")
     if args.steps is not None and args.warmup > args.steps:
         problems.append(f"--warmup {args.warmup} is longer than the run (--steps {args.steps})")
     return problems[:1]
@@ -275,6 +285,7 @@ def resume_settings(args: argparse.Namespace, total_steps: int, world_size: int)
         "vision_lr": args.vision_lr,
         "warmup": args.warmup,
         "freeze": args.freeze,
+        "drop_path": args.drop_path,
         "image_size": args.image_size,
         "frames": args.frames,
         "objects": args.objects,
@@ -292,6 +303,7 @@ SETTING_FLAGS = {
     "vision_lr": "--vision-lr",
     "warmup": "--warmup",
     "freeze": "--freeze",
+    "drop_path": "--drop-path",
     "image_size": "--image-size",
     "frames": "--frames",
     "objects": "--objects",

@@ -82,6 +82,7 @@ def build_network(
     except ValueError as error:
         raise FinetuneError(f"--image-size {args.image_size}: {error}") from None
     freeze(network, args.freeze)
+    network.image_encoder.trunk.set_drop_path(args.drop_path)
     if args.activation_checkpointing:
         enable_activation_checkpointing(network)
     return network

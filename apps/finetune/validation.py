@@ -26,6 +26,7 @@ from apps.vos.masks import VOSInputError, video_folders
 from apps.vos.runner import VOSOptions, run_video
 from model.errors import VideoSourceError
 from model.network.sam2 import SAM2Model
+from model.training.data.layouts import davis_folders
 from model.video.video_predictor import SAM2VideoPredictor
 
 SCORES_FOLDER = "validation"  # per-object scores of each validation: OUT/validation/jf_step_000100.csv
@@ -111,15 +112,13 @@ class Validator:
 
 
 def _layout(root: Path) -> tuple[Path, Path]:
-    frames, masks = root / "JPEGImages", root / "Annotations"
-    if not (frames.is_dir() and masks.is_dir()):
+    folders = davis_folders(root)
+    if folders is None:
         raise FinetuneError(
             f"--val {root}: a validation set is a folder with JPEGImages/<video>/ and Annotations/<video>/ "
             "(palette PNGs named after the frames), as DAVIS and this app's DAVIS export lay them out."
         )
-    if (frames / "480p").is_dir() and (masks / "480p").is_dir():  # DAVIS 2017 keeps one level per resolution
-        return frames / "480p", masks / "480p"
-    return frames, masks
+    return root / folders[0], root / folders[1]
 
 
 def _usable_videos(root: Path, frames_root: Path, masks_root: Path) -> list[str]:

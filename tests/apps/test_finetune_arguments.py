@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from apps.finetune.arguments import parse_arguments, resume_settings
 from apps.finetune.checkpoints import check_same_settings
@@ -106,3 +107,18 @@ def test_output_and_validation_flags_may_change_on_resume(tmp_path):
     saved = resume_settings(parse_arguments(BASE), 3, 1)
     changed = [*BASE[:3], "o2", *BASE[4:], "--save-every", "7", "--workers", "5", "--precision", "bf16"]
     check_same_settings(saved, resume_settings(parse_arguments(changed), 3, 1), tmp_path)
+
+
+def test_drop_path_defaults_to_the_official_recipe_and_must_be_a_probability(capsys):
+    assert parse_arguments(BASE).drop_path == 0.1
+    err = error_of([*BASE, "--drop-path", "1.5"], capsys)
+    assert "--drop-path is a probability below 1, got 1.5" in err
+
+
+def test_the_network_trains_with_the_drop_path_asked_for(tmp_path):
+    from apps.finetune.model_setup import build_network
+
+    args = parse_arguments([*BASE, "--drop-path", "0.2", "--image-size", "64"])
+    network = build_network("sam2.1_hiera_tiny", None, args, torch.device("cpu"))
+    rates = [block.drop_path for block in network.image_encoder.trunk.blocks]
+    assert rates[0] == 0.0 and rates[-1] == pytest.approx(0.2) and rates == sorted(rates)
