@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -116,14 +117,23 @@ def torchrun(argv: list[str], processes: int = 2, module: str = "apps.finetune",
     """``torchrun --standalone --nproc_per_node processes -m module argv`` on the CPU (one thread a process,
     fp32), from the repository root; the finished `subprocess.CompletedProcess` with its output."""
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node"]
-    return subprocess.run(
+    # Its own process group, so a run that hangs is stopped whole (workers included), not left behind.
+    with subprocess.Popen(
         [*launcher, str(processes), "-m", module, *argv],
         cwd=REPO,
         env={**os.environ, "OMP_NUM_THREADS": "1", "SAM2_UI_PRECISION": "fp32", **env},
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=600,
-    )
+        start_new_session=True,
+    ) as launched:
+        try:
+            out, err = launched.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            os.killpg(launched.pid, signal.SIGKILL)
+            out, err = launched.communicate()
+            raise AssertionError(f"torchrun did not finish in 600 s:\n{out}\n{err}") from None
+    return subprocess.CompletedProcess(launched.args, launched.returncode, out, err)
 
 
 def main_failing_on(rank: int, failure: str, argv: list[str]) -> int:
