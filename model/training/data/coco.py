@@ -116,15 +116,7 @@ class CocoSource(Source):
             detail = f"the file is {size[0]}x{size[1]}, the JSON says {image.width}x{image.height}"
             return None, [self.problem(name, "the image's size differs from the JSON's", SKIPPED, detail)]
         usable, bad = _usable_objects(image)
-        problems = []
-        if bad:
-            details = f"{len(bad)}: {'; '.join(bad[:2])}"
-            problems.append(
-                self.problem(name, "masks that do not fit the image", "those masks left out", details)
-            )
-        if not usable:
-            return None, problems + [self.problem(name, "no annotated object", SKIPPED)]
-        return VideoItem(name, (0,), (usable,)), problems
+        return self.image_item(name, usable, bad)
 
     def reopen_video(self, name: str, frames: tuple[int, ...]) -> VideoItem:
         """The image's entry of the JSON (read once, on the first image): its objects are found when asked."""

@@ -74,15 +74,7 @@ class SA1BSource(Source):
             issue = NOT_SA1B if "not an SA-1B" in str(error) else "the JSON cannot be read"
             return None, [self.problem(name, issue, SKIPPED, str(error.__cause__ or ""))]
         usable, bad = usable_annotations(annotations, size[1], size[0])
-        problems = []
-        if bad:
-            details = f"{len(bad)}: {'; '.join(bad[:2])}"
-            problems.append(
-                self.problem(name, "masks that do not fit the image", "those masks left out", details)
-            )
-        if not usable:
-            return None, problems + [self.problem(name, "no annotated object", SKIPPED)]
-        return VideoItem(name, (0,), (tuple(usable),)), problems
+        return self.image_item(name, usable, bad)
 
     def reopen_video(self, name: str, frames: tuple[int, ...]) -> VideoItem:
         """Nothing to read before a clip: an image's objects are found in its JSON when asked."""

@@ -92,6 +92,21 @@ class Source(ABC):
     def problem(self, where: str, issue: str, outcome: str, detail: str = "") -> Problem:
         return Problem(self.name, where, issue, outcome, detail)
 
+    def image_item(
+        self, name: str, usable: Sequence[int], bad: Sequence[str]
+    ) -> tuple[VideoItem | None, list[Problem]]:
+        """An image with its usable objects as a 1-frame item, with a line for the masks left out (``bad``:
+        what is wrong with each) and the image skipped when no object is left."""
+        problems = []
+        if bad:
+            details = f"{len(bad)}: {'; '.join(bad[:2])}"
+            problems.append(
+                self.problem(name, "masks that do not fit the image", "those masks left out", details)
+            )
+        if not usable:
+            return None, problems + [self.problem(name, "no annotated object", "image skipped")]
+        return VideoItem(name, (0,), (tuple(usable),)), problems
+
     def visible_objects(self, item: VideoItem, position: int) -> tuple[int, ...]:
         """Ids of the objects with a non-empty mask on the ``position``-th annotated frame of ``item``."""
         if item.visible is not None:
