@@ -126,7 +126,7 @@ def test_one_training_step_equals_official_loss_and_gradients(tmp_path, make_pla
     total = clip_losses(frames, batch.masks, num_objects=float(batch.num_objects))["total"]
     total.backward()
 
-    assert abs(total.item() - official_total.item()) <= 1e-5 * abs(float(official_total))
+    assert abs(total.item() - official_total.item()) <= 1e-5 * abs(official_total.item())
     official_grads = {n: p.grad for n, p in official.named_parameters() if p.grad is not None}
     our_grads = {n: p.grad for n, p in ours.named_parameters() if p.grad is not None}
     assert set(our_grads) == set(official_grads)
@@ -141,7 +141,7 @@ def test_one_training_step_equals_official_loss_and_gradients(tmp_path, make_pla
         worst_diff = max(worst_diff, float((our_grads[name] - ref).abs().max()))
         assert cosine >= 0.9999, (name, cosine)
     print(
-        f"loss {float(total):.6f} vs {float(official_total):.6f}; {len(our_grads)} gradients, "
+        f"loss {total.item():.6f} vs {official_total.item():.6f}; {len(our_grads)} gradients, "
         f"lowest cosine {worst_cosine:.8f}, largest difference {worst_diff:.3g}"
     )
     assert not math.isnan(worst_diff)
